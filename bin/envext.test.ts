@@ -1,0 +1,43 @@
+// Runs the installed executable the way a user does (`npx envext …`), from dist/.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('./envext.js', import.meta.url));
+const dist = fileURLToPath(new URL('../dist/bin/main.js', import.meta.url));
+
+function envext(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr });
+    });
+  });
+}
+
+describe('bin/envext.js', () => {
+  it('is built (npm ci runs the build through "prepare")', () => {
+    expect(existsSync(dist), `${dist} is missing: run 'npm run build'`).toBe(true);
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await envext(['--version']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/^envext \d+\.\d+\.\d+\n$/);
+  });
+
+  it('--help lists command groups', async () => {
+    const r = await envext(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage:\n  envext <command> [flags]');
+  });
+
+  it('unknown command exits 2 with one line on stderr', async () => {
+    const r = await envext(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `error: unknown command "frobnicate" for "envext" (run 'envext --help' to see the commands)\n`,
+    );
+  });
+});

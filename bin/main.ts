@@ -1,0 +1,26 @@
+/**
+ * The `envext` process: runs one command and exits with its code. `bin/envext.js` loads this
+ * from `dist/` (or from source through tsx during development).
+ */
+import { program } from './commands.js';
+import { runCli } from './dispatch.js';
+
+export async function main(argv: readonly string[]): Promise<number> {
+  // First SIGINT/SIGTERM asks the running command to stop (serve commands drain); a second one
+  // exits at once.
+  const controller = new AbortController();
+  let signalled = false;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled) process.exit(sig === 'SIGINT' ? 130 : 143);
+    signalled = true;
+    controller.abort(new Error(`received ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await runCli(program, argv, { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
