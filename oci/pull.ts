@@ -1,0 +1,281 @@
+/**
+ * Pulling Wasm modules: the programmatic API the control plane's module cache builds on.
+ *
+ * ```ts
+ * import { pullWasmModule, dockerConfigJsonCredentials, ModuleCache } from '../oci/index.js';
+ * const cache = new ModuleCache('/var/cache/envext/wasm');
+ * const m = await pullWasmModule('oci://registry.example/filters/auth:v1', {
+ *   credentials: dockerConfigJsonCredentials(secret.data['.dockerconfigjson'], 'secret default/regcred'),
+ *   cache,
+ *   pullPolicy: 'IfNotPresent',
+ * });
+ * m.bytes;            // the module
+ * m.manifestDigest;   // 'sha256:…' — what EG's code.image.sha256 pins
+ * m.moduleSha256;     // hex — what Envoy's RemoteDataSource.sha256 checks
+ * m.path;             // the cached file, servable as is
+ * ```
+ *
+ * Pull policy, as Istio and Envoy Gateway (reference oci.md §1.8): `IfNotPresent` answers from
+ * the cache without touching the registry when the reference is pinned (`@sha256:` or
+ * `expectedManifestDigest`) or was resolved before; `Always` asks the registry for the current
+ * manifest digest (one `HEAD`) and downloads only when that digest is not cached. The default is
+ * `IfNotPresent`, except for the tag `latest`, which defaults to `Always`.
+ */
+import { readFile } from 'node:fs/promises';
+import { rootLogger } from '../common/log.js';
+import type { CachedModule, ModuleCache } from './cache.js';
+import type { CredentialProvider } from './credentials.js';
+import { digestHex, sha256Digest } from './digest.js';
+import { OciError } from './errors.js';
+import { detectLayout, envoyGatewayCompatible, extractModule, type WasmImage, type WasmLayout } from './layouts.js';
+import { formatReference, parseReference, repositoryName, type Reference } from './reference.js';
+import { RegistryClient, type FetchedManifest, type ProgressFn } from './registry-client.js';
+import { DEFAULT_MAX_MODULE_BYTES } from './wasm.js';
+
+const log = rootLogger.child({ component: 'oci' });
+
+export type PullPolicy = 'IfNotPresent' | 'Always';
+export const PULL_POLICIES: readonly PullPolicy[] = ['IfNotPresent', 'Always'];
+
+/** Connection settings shared by pull, push and inspect. */
+export interface RegistryConnectionOptions {
+  /** Credentials; anonymous when absent. */
+  readonly credentials?: CredentialProvider;
+  /** Plain HTTP for every host (loopback hosts fall back to it anyway). */
+  readonly plainHttp?: boolean;
+  /** Skip TLS verification. */
+  readonly insecure?: boolean;
+  /** Extra CA certificates (PEM). */
+  readonly caCerts?: readonly (string | Buffer)[];
+  /** Reuse a client (its connection pool and token cache). Its own settings win over the three above. */
+  readonly client?: RegistryClient;
+  readonly signal?: AbortSignal;
+}
+
+export interface PullOptions extends RegistryConnectionOptions {
+  /** The on-disk cache; without one every call downloads and nothing is written. */
+  readonly cache?: ModuleCache;
+  /** Default: `IfNotPresent`, or `Always` for the tag `latest`. */
+  readonly pullPolicy?: PullPolicy;
+  /**
+   * A manifest digest the image must have (EG's `code.image.sha256`, with or without `sha256:`).
+   * A pinned reference is answered from the cache without a registry call.
+   */
+  readonly expectedManifestDigest?: string;
+  /** Module size cap (and cap of the layer download). Default 256 MiB. */
+  readonly maxBytes?: number;
+  readonly onProgress?: ProgressFn;
+}
+
+/** A resolved module, without its bytes. */
+export interface ResolvedModule {
+  /** Canonical reference: `registry/repository:tag` or `…@sha256:…`. */
+  readonly reference: string;
+  /** `sha256:` of the manifest bytes — what `@sha256:` references and EG's `code.image.sha256` pin. */
+  readonly manifestDigest: string;
+  readonly manifestMediaType: string;
+  /** `sha256:` of the module bytes. */
+  readonly moduleDigest: string;
+  /** Hex sha256 of the module — what Envoy's `RemoteDataSource.sha256` (and EG's `code.http.sha256`) checks. */
+  readonly moduleSha256: string;
+  readonly layout: WasmLayout;
+  /** True when Envoy Gateway and Istio can pull this layout. */
+  readonly envoyGatewayCompatible: boolean;
+  /** Module size in bytes. */
+  readonly size: number;
+  /** The cached module file, when a cache was given. */
+  readonly path?: string;
+  /** True when no registry request was needed. */
+  readonly fromCache: boolean;
+}
+
+/** A pulled module with its bytes. */
+export interface PulledModule extends ResolvedModule {
+  readonly bytes: Buffer;
+}
+
+function normaliseExpected(d: string | undefined): string | undefined {
+  if (d === undefined) return undefined;
+  const v = d.startsWith('sha256:') ? d : `sha256:${d}`;
+  if (!/^sha256:[a-f0-9]{64}$/.test(v)) {
+    throw new OciError('OCI_DIGEST_INVALID', `expected manifest digest "${d}" is not 64 lowercase hex characters`, {
+      hint: 'give the sha256 of the image manifest, e.g. from envext oci push or envext oci inspect',
+    });
+  }
+  return v;
+}
+
+/** The client for a call: the caller's, or a new one closed at the end. */
+export function clientFor(opts: RegistryConnectionOptions): { client: RegistryClient; owned: boolean } {
+  if (opts.client !== undefined) return { client: opts.client, owned: false };
+  return {
+    client: new RegistryClient({
+      ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
+      ...(opts.plainHttp === undefined ? {} : { plainHttp: opts.plainHttp }),
+      ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }),
+      ...(opts.caCerts === undefined ? {} : { caCerts: opts.caCerts }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    }),
+    owned: true,
+  };
+}
+
+function fromCached(reference: string, c: CachedModule, fromCache: boolean): ResolvedModule {
+  return {
+    reference,
+    manifestDigest: c.manifestDigest,
+    manifestMediaType: c.manifestMediaType,
+    moduleDigest: c.moduleDigest,
+    moduleSha256: digestHex(c.moduleDigest),
+    layout: c.layout,
+    envoyGatewayCompatible: envoyGatewayCompatible(c.layout),
+    size: c.size,
+    path: c.path,
+    fromCache,
+  };
+}
+
+/** Downloads the module a manifest describes, verifies and validates it. */
+export async function fetchModule(
+  client: RegistryClient,
+  ref: Reference,
+  manifest: FetchedManifest,
+  opts: { maxBytes?: number; onProgress?: ProgressFn } = {},
+): Promise<{ image: WasmImage; module: Buffer }> {
+  const subject = formatReference(ref);
+  const image = detectLayout(manifest, subject);
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MODULE_BYTES;
+  const blob = await client.fetchBlob(ref, image.layer, {
+    maxBytes,
+    ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
+  });
+  return { image, module: extractModule(image, blob, subject, maxBytes) };
+}
+
+/**
+ * Resolves a reference to a verified module in the cache (downloading it when the policy says
+ * so) and returns its digests and path, without reading the bytes. Without a cache it downloads
+ * and returns no `path`.
+ */
+export async function resolveWasmModule(reference: string, opts: PullOptions = {}): Promise<ResolvedModule> {
+  const r = await pull(reference, opts, false);
+  return r.resolved;
+}
+
+/** Like `resolveWasmModule`, and also returns the module bytes. */
+export async function pullWasmModule(reference: string, opts: PullOptions = {}): Promise<PulledModule> {
+  const r = await pull(reference, opts, true);
+  const bytes = r.bytes ?? (await readFile(r.resolved.path ?? ''));
+  return { ...r.resolved, bytes };
+}
+
+async function pull(
+  reference: string,
+  opts: PullOptions,
+  wantBytes: boolean,
+): Promise<{ resolved: ResolvedModule; bytes?: Buffer }> {
+  const ref = parseReference(reference);
+  const canonical = formatReference(ref);
+  const expected = normaliseExpected(opts.expectedManifestDigest);
+  if (expected !== undefined && ref.digest !== undefined && ref.digest !== expected) {
+    throw new OciError(
+      'OCI_DIGEST_MISMATCH',
+      `${canonical} pins ${ref.digest}, but the expected manifest digest is ${expected}`,
+      {
+        hint: 'make the reference digest and the sha256 field agree',
+      },
+    );
+  }
+  const pinned = ref.digest ?? expected;
+  const policy = opts.pullPolicy ?? (ref.digest === undefined && ref.tag === 'latest' ? 'Always' : 'IfNotPresent');
+  const cache = opts.cache;
+
+  if (cache !== undefined && policy === 'IfNotPresent') {
+    const digest = pinned ?? (await cache.lookupReference(canonical));
+    if (digest !== undefined) {
+      const hit = await cache.lookupDigest(digest);
+      if (hit !== undefined) {
+        if (log.isEnabled('debug')) log.debug('module cache hit', { reference: canonical, manifestDigest: digest });
+        return { resolved: fromCached(canonical, hit, true) };
+      }
+    }
+  }
+
+  const { client, owned } = clientFor(opts);
+  try {
+    if (cache !== undefined && policy === 'Always' && pinned === undefined) {
+      // One HEAD tells whether the tag moved; an unchanged digest needs no download.
+      const head = await client.headManifest(ref);
+      if (head !== undefined) {
+        const hit = await cache.lookupDigest(head.digest);
+        if (hit !== undefined) {
+          await cache.setReference(canonical, head.digest);
+          return { resolved: fromCached(canonical, hit, false) };
+        }
+      }
+    }
+    const manifest = await client.getManifest(ref);
+    if (expected !== undefined && manifest.digest !== expected) {
+      throw new OciError(
+        'OCI_DIGEST_MISMATCH',
+        `${canonical} resolved to manifest ${manifest.digest}, not the expected ${expected}`,
+        {
+          hint: 'the tag now points at another image; update the pinned sha256 or the tag',
+        },
+      );
+    }
+    if (cache !== undefined) {
+      const hit = await cache.lookupDigest(manifest.digest);
+      if (hit !== undefined) {
+        if (ref.digest === undefined) await cache.setReference(canonical, manifest.digest);
+        return { resolved: fromCached(canonical, hit, false) };
+      }
+      const stored = await cache.singleFlight(manifest.digest, async () => {
+        const { image, module } = await fetchModule(client, ref, manifest, withProgress(opts));
+        const record = {
+          repository: repositoryName(ref),
+          manifestDigest: manifest.digest,
+          manifestMediaType: manifest.mediaType,
+          layout: image.layout,
+          moduleDigest: sha256Digest(module),
+          size: module.length,
+        };
+        return {
+          cached: await cache.store(record, module, manifest.bytes, ref.digest === undefined ? canonical : undefined),
+          module,
+        };
+      });
+      log.info('pulled module', {
+        reference: canonical,
+        manifestDigest: manifest.digest,
+        layout: stored.cached.layout,
+      });
+      return { resolved: fromCached(canonical, stored.cached, false), ...(wantBytes ? { bytes: stored.module } : {}) };
+    }
+    const { image, module } = await fetchModule(client, ref, manifest, withProgress(opts));
+    const moduleDigest = sha256Digest(module);
+    return {
+      resolved: {
+        reference: canonical,
+        manifestDigest: manifest.digest,
+        manifestMediaType: manifest.mediaType,
+        moduleDigest,
+        moduleSha256: digestHex(moduleDigest),
+        layout: image.layout,
+        envoyGatewayCompatible: envoyGatewayCompatible(image.layout),
+        size: module.length,
+        fromCache: false,
+      },
+      bytes: module,
+    };
+  } finally {
+    if (owned) await client.close();
+  }
+}
+
+function withProgress(opts: PullOptions): { maxBytes?: number; onProgress?: ProgressFn } {
+  return {
+    ...(opts.maxBytes === undefined ? {} : { maxBytes: opts.maxBytes }),
+    ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Pushing a module: build the layout, upload blobs (skipping what exists), then the manifest
+ * under the tag (or by digest). Always a single image manifest, never an index.
+ */
+import { rootLogger } from '../common/log.js';
+import { OciError } from './errors.js';
+import { buildImage, DEFAULT_LAYOUT, envoyGatewayCompatible, type WasmLayout } from './layouts.js';
+import { clientFor, type RegistryConnectionOptions } from './pull.js';
+import { formatReference, parseReference } from './reference.js';
+import type { ProgressFn } from './registry-client.js';
+import { digestHex } from './digest.js';
+
+const log = rootLogger.child({ component: 'oci' });
+
+export interface PushOptions extends RegistryConnectionOptions {
+  /** Layout; default `oci` (solo "oci" variant), pullable by Envoy Gateway and Istio. */
+  readonly format?: WasmLayout;
+  /** Manifest annotations. */
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** Layer title for cncf/oras. Default `plugin.wasm`. */
+  readonly title?: string;
+  /** Another repository on the same registry that may already hold the blobs (cross-repo mount). */
+  readonly mountFrom?: string;
+  /** Module size cap; default 256 MiB. */
+  readonly maxBytes?: number;
+  /** Bytes uploaded of all blobs. */
+  readonly onProgress?: ProgressFn;
+}
+
+export interface PushResult {
+  /** `registry/repository@sha256:…` — the pinned reference to give to Envoy Gateway. */
+  readonly reference: string;
+  readonly tag?: string;
+  readonly layout: WasmLayout;
+  readonly envoyGatewayCompatible: boolean;
+  /** `sha256:` of the manifest — EG's `code.image.sha256` (without the prefix). */
+  readonly manifestDigest: string;
+  readonly manifestMediaType: string;
+  /** `sha256:` of the module. */
+  readonly moduleDigest: string;
+  /** Hex sha256 of the module — Envoy's `RemoteDataSource.sha256`. */
+  readonly moduleSha256: string;
+  readonly size: number;
+  /** What happened to each blob. */
+  readonly blobs: readonly {
+    digest: string;
+    mediaType: string;
+    size: number;
+    result: 'exists' | 'mounted' | 'uploaded';
+  }[];
+}
+
+export async function pushWasmModule(reference: string, module: Buffer, opts: PushOptions = {}): Promise<PushResult> {
+  const ref = parseReference(reference);
+  const layout = opts.format ?? DEFAULT_LAYOUT;
+  const built = buildImage(module, layout, {
+    ...(opts.annotations === undefined ? {} : { annotations: opts.annotations }),
+    ...(opts.title === undefined ? {} : { title: opts.title }),
+    ...(opts.maxBytes === undefined ? {} : { maxBytes: opts.maxBytes }),
+  });
+  if (ref.digest !== undefined && ref.digest !== built.manifestDigest) {
+    throw new OciError(
+      'OCI_DIGEST_MISMATCH',
+      `${formatReference(ref)} pins ${ref.digest}, but the built manifest is ${built.manifestDigest}`,
+      {
+        hint: 'push by tag, or drop the @sha256: part',
+      },
+    );
+  }
+  const { client, owned } = clientFor(opts);
+  try {
+    // Distinct blobs only (the solo "oci" variant lists its config twice).
+    const blobs = [...new Map(built.blobs.map((b) => [b.digest, b])).values()];
+    const total = blobs.reduce((n, b) => n + b.data.length, 0);
+    const done = new Map<string, number>();
+    const report = (digest: string, n: number): void => {
+      done.set(digest, n);
+      let sum = 0;
+      for (const v of done.values()) sum += v;
+      opts.onProgress?.(sum, total);
+    };
+    const results = await Promise.all(
+      blobs.map(async (b) => ({
+        digest: b.digest,
+        mediaType: b.mediaType,
+        size: b.data.length,
+        result: await client.pushBlob(ref, b.data, {
+          digest: b.digest,
+          ...(opts.mountFrom === undefined ? {} : { mountFrom: opts.mountFrom }),
+          onProgress: (n) => report(b.digest, n),
+        }),
+      })),
+    );
+    const target = ref.digest ?? ref.tag ?? 'latest';
+    const manifestDigest = await client.putManifest(ref, target, built.manifest, built.manifestMediaType);
+    log.info('pushed module', { reference: formatReference(ref), manifestDigest, layout });
+    return {
+      reference: `${ref.registry}/${ref.repository}@${manifestDigest}`,
+      ...(ref.tag === undefined ? {} : { tag: ref.tag }),
+      layout,
+      envoyGatewayCompatible: envoyGatewayCompatible(layout),
+      manifestDigest,
+      manifestMediaType: built.manifestMediaType,
+      moduleDigest: built.moduleDigest,
+      moduleSha256: digestHex(built.moduleDigest),
+      size: module.length,
+      blobs: results,
+    };
+  } finally {
+    if (owned) await client.close();
+  }
+}
