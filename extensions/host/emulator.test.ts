@@ -1,0 +1,231 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { DataStatus, HeadersStatus, TrailersStatus } from './abi.js';
+import { HostEmulator, type EmulatorOptions } from './emulator.js';
+import { proxyModule } from './testdata/wat-module.js';
+import { compileWat } from './wat.js';
+
+const REQ = { ':method': 'GET', ':path': '/a?x=1', ':authority': 'example.com', ':scheme': 'https', 'x-user': 'bob' };
+
+async function emulator(body: string, opts: EmulatorOptions = {}): Promise<HostEmulator> {
+  return HostEmulator.create(await compileWat(proxyModule(body)), opts);
+}
+
+async function fromFile(name: string, opts: EmulatorOptions = {}): Promise<HostEmulator> {
+  const text = readFileSync(new URL(`./testdata/${name}`, import.meta.url), 'utf8');
+  return HostEmulator.create(await compileWat(text, name), opts);
+}
+
+describe('HTTP lifecycle', () => {
+  it('runs the add-header module through a whole request', async () => {
+    const host = await fromFile('add-header.wat');
+    host.startPlugin();
+    const id = host.initializeHttpContext();
+    expect(host.callOnRequestHeaders(id, REQ, true)).toBe(HeadersStatus.Continue);
+    expect(host.currentRequestHeaders(id)).toContainEqual(['x-hello', 'bob']);
+    expect(host.callOnResponseHeaders(id, { ':status': '200' }, true)).toBe(HeadersStatus.Continue);
+    expect(host.currentResponseHeaders(id)).toEqual([
+      [':status', '200'],
+      ['x-filtered', 'true'],
+    ]);
+    host.completeHttpContext(id);
+    expect(host.logs('info')).toEqual(['user: bob']);
+  });
+
+  it('calls back in Envoy order: on_log before on_done and on_delete', async () => {
+    const host = await emulator(`
+      (func (export "proxy_on_context_create") (param i32 i32))
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+      (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
+      (func (export "proxy_on_request_trailers") (param i32 i32) (result i32) (i32.const 0))
+      (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+      (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
+      (func (export "proxy_on_response_trailers") (param i32 i32) (result i32) (i32.const 0))
+      (func (export "proxy_on_log") (param i32))
+      (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+      (func (export "proxy_on_delete") (param i32))`);
+    const root = host.startPlugin();
+    const id = host.initializeHttpContext();
+    host.callOnRequestHeaders(id, REQ, false);
+    host.callOnRequestBody(id, 'abc', false);
+    host.callOnRequestTrailers(id, { t: '1' });
+    host.callOnResponseHeaders(id, { ':status': '200' }, false);
+    host.callOnResponseBody(id, 'xyz', false);
+    host.callOnResponseTrailers(id, { t: '2' });
+    host.completeHttpContext(id);
+    expect(host.callTrace().map((t) => `${t.callback}:${t.contextId}`)).toEqual([
+      `proxy_on_context_create:${root}`,
+      `proxy_on_vm_start:${root}`,
+      `proxy_on_configure:${root}`,
+      `proxy_on_context_create:${id}`,
+      `proxy_on_request_headers:${id}`,
+      `proxy_on_request_body:${id}`,
+      `proxy_on_request_trailers:${id}`,
+      `proxy_on_response_headers:${id}`,
+      `proxy_on_response_body:${id}`,
+      `proxy_on_response_trailers:${id}`,
+      `proxy_on_log:${id}`,
+      `proxy_on_done:${id}`,
+      `proxy_on_delete:${id}`,
+    ]);
+    expect(host.forwardedRequestBody(id)).toEqual(Buffer.from('abc'));
+  });
+
+  it('hands out context ids from one counter starting at 1, roots first', async () => {
+    const host = await emulator('');
+    expect(host.startPlugin({ rootId: 'a' })).toBe(1);
+    expect(host.startPlugin({ rootId: 'b' })).toBe(2);
+    expect(host.initializeHttpContext({ rootId: 'b' })).toBe(3);
+    expect(host.initializeHttpContext()).toBe(4);
+    expect(() => host.initializeHttpContext({ rootId: 'zzz' })).toThrow(/no plugin with root_id "zzz"/);
+  });
+
+  it.each([
+    { name: 'on_vm_start false', vmStart: 0, configure: 1, error: /proxy_on_vm_start returned false/ },
+    { name: 'on_configure false', vmStart: 1, configure: 0, error: /proxy_on_configure returned false/ },
+  ])('fails the plugin load when $name', async ({ vmStart, configure, error }) => {
+    const host = await emulator(`
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const ${vmStart}))
+      (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const ${configure}))`);
+    expect(() => host.startPlugin()).toThrow(expect.objectContaining({ code: 'WASM_PLUGIN_START_FAILED' }) as Error);
+    expect(() => host.startPlugin()).toThrow(error);
+  });
+});
+
+describe('status translation', () => {
+  const headers = (ret: number) => `
+    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const ${ret}))
+    (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const ${ret}))
+    (func (export "proxy_on_request_trailers") (param i32 i32) (result i32) (i32.const ${ret}))`;
+  const cases = [
+    { ret: 0, allow: false, h: HeadersStatus.Continue, d: DataStatus.Continue, t: TrailersStatus.Continue },
+    { ret: 1, allow: false, h: HeadersStatus.StopAllIterationAndWatermark, d: 1, t: 1 },
+    { ret: 1, allow: true, h: HeadersStatus.StopIteration, d: 1, t: 1 },
+    { ret: 2, allow: false, h: HeadersStatus.ContinueAndEndStream, d: 2, t: 1 },
+    { ret: 3, allow: false, h: HeadersStatus.StopAllIterationAndBuffer, d: 3, t: 1 },
+    { ret: 7, allow: false, h: HeadersStatus.StopAllIterationAndWatermark, d: 3, t: 1 },
+  ];
+  it.each(cases)('guest returns $ret (allow StopIteration: $allow)', async ({ ret, allow, h, d, t }) => {
+    const host = await emulator(headers(ret), { allowOnHeadersStopIteration: allow });
+    const a = host.initializeHttpContext();
+    expect(host.callOnRequestHeaders(a, REQ, false)).toBe(h);
+    const b = host.initializeHttpContext();
+    // Body and trailers on a stream whose headers continued.
+    const host2 = await emulator(
+      headers(ret).replace(
+        '(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const ' + ret + '))',
+        '(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))',
+      ),
+    );
+    const c = host2.initializeHttpContext();
+    host2.callOnRequestHeaders(c, REQ, false);
+    expect(host2.callOnRequestBody(c, 'x', false)).toBe(d);
+    const e = host2.initializeHttpContext();
+    host2.callOnRequestHeaders(e, REQ, false);
+    expect(host2.callOnRequestTrailers(e, { a: 'b' })).toBe(t);
+    expect(b).toBeGreaterThan(a);
+  });
+
+  it('grows body_size while the guest buffers, and forwards the whole body on Continue', async () => {
+    const host = await emulator(`
+      (global $sizes (mut i32) (i32.const 512))
+      (func (export "proxy_on_request_body") (param $ctx i32) (param $size i32) (param $eos i32) (result i32)
+        (i32.store (global.get $sizes) (local.get $size))
+        (global.set $sizes (i32.add (global.get $sizes) (i32.const 4)))
+        (if (result i32) (local.get $eos) (then (i32.const 0)) (else (i32.const 1))))`);
+    const id = host.initializeHttpContext();
+    host.callOnRequestHeaders(id, REQ, false);
+    expect(host.callOnRequestBody(id, 'aa', false)).toBe(DataStatus.StopIterationAndBuffer);
+    expect(host.callOnRequestBody(id, 'bbb', false)).toBe(DataStatus.StopIterationAndBuffer);
+    expect(host.callOnRequestBody(id, 'c', true)).toBe(DataStatus.Continue);
+    expect([...new Uint32Array(host.guestMemory(512, 12).buffer)]).toEqual([2, 5, 6]);
+    expect(Buffer.from(host.forwardedRequestBody(id)).toString()).toBe('aabbbc');
+  });
+
+  it('buffers data while headers are stopped and delivers it on proxy_continue_stream', async () => {
+    const host = await emulator(`
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 1))
+      (func (export "proxy_on_request_body") (param $c i32) (param $size i32) (param $eos i32) (result i32)
+        (i32.store (i32.const 512) (local.get $size)) (i32.store (i32.const 516) (local.get $eos)) (i32.const 0))
+      (func (export "resume") (result i32) (call $proxy_continue_stream (i32.const 0)))`);
+    const id = host.initializeHttpContext();
+    expect(host.callOnRequestHeaders(id, REQ, false)).toBe(HeadersStatus.StopAllIterationAndWatermark);
+    expect(host.callOnRequestBody(id, 'hello ', false)).toBe(DataStatus.StopIterationAndBuffer);
+    expect(host.callOnRequestBody(id, 'world', true)).toBe(DataStatus.StopIterationAndBuffer);
+    expect(host.callTrace().some((t) => t.callback === 'proxy_on_request_body')).toBe(false);
+    expect(host.callExport('resume', id)).toBe(0);
+    expect([...new Uint32Array(host.guestMemory(512, 8).buffer)]).toEqual([11, 1]);
+    expect(Buffer.from(host.forwardedRequestBody(id)).toString()).toBe('hello world');
+  });
+});
+
+describe('failure containment', () => {
+  const trapping = `
+    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+      (if (i32.eq (i32.load (i32.const 600)) (i32.const 0)) (then unreachable)) (i32.const 0))
+    (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))`;
+
+  it('fail closed: the trapping stream and later ones get a local 503 wasm_fail_stream', async () => {
+    const host = await emulator(trapping);
+    const a = host.initializeHttpContext();
+    expect(host.callOnRequestHeaders(a, REQ, true)).toBe(HeadersStatus.StopAllIterationAndWatermark);
+    expect(host.vmFailed()).toBe(true);
+    expect(host.vmFailure()).toMatchObject({ callback: 'proxy_on_request_headers' });
+    expect(host.logs('critical')[0]).toMatch(/Function: proxy_on_request_headers failed: RuntimeError: unreachable/);
+    expect(host.sentLocalResponse(a)).toMatchObject({ statusCode: 503, details: 'wasm_fail_stream', grpcStatus: 14 });
+    expect(host.currentResponseHeaders(a)).toEqual([[':status', '503']]);
+    const b = host.initializeHttpContext();
+    expect(host.callOnRequestHeaders(b, REQ, true)).toBe(HeadersStatus.StopAllIterationAndWatermark);
+    expect(host.sentLocalResponse(b)?.statusCode).toBe(503);
+    host.completeHttpContext(b);
+  });
+
+  it('fail open: streams bypass the filter', async () => {
+    const host = await emulator(trapping, { failOpen: true });
+    const a = host.initializeHttpContext();
+    expect(host.callOnRequestHeaders(a, REQ, true)).toBe(HeadersStatus.Continue);
+    expect(host.sentLocalResponse(a)).toBeUndefined();
+    const b = host.initializeHttpContext();
+    expect(host.callOnRequestHeaders(b, REQ, false)).toBe(HeadersStatus.Continue);
+    expect(host.callOnRequestBody(b, 'x', true)).toBe(DataStatus.Continue);
+    expect(host.forwardedRequestBody(b)).toEqual(Buffer.from('x'));
+  });
+
+  it('fail reload: a fresh VM serves new streams, at most one reload per backoff', async () => {
+    const host = await emulator(
+      `(func (export "proxy_on_request_headers") (param i32) (param $n i32) (param i32) (result i32)
+         (if (i32.eq (local.get $n) (i32.const 6)) (then unreachable)) (i32.const 0))`,
+      { failurePolicy: 'FAIL_RELOAD', reloadBackoffMs: 1000 },
+    );
+    const TRAP = { ...REQ, 'x-trap': '1' };
+    const a = host.initializeHttpContext();
+    expect(host.callOnRequestHeaders(a, TRAP, true)).toBe(HeadersStatus.StopAllIterationAndWatermark);
+    expect(host.sentLocalResponse(a)?.details).toBe('wasm_fail_stream');
+    // The next stream gets a fresh VM (first reload is immediate) and works.
+    const b = host.initializeHttpContext();
+    expect(host.vmGenerations).toBe(2);
+    expect(host.callOnRequestHeaders(b, REQ, true)).toBe(HeadersStatus.Continue);
+    // It fails again; within the backoff no reload happens and streams fail closed.
+    const c = host.initializeHttpContext();
+    host.callOnRequestHeaders(c, TRAP, true);
+    const d = host.initializeHttpContext();
+    expect(host.vmGenerations).toBe(2);
+    expect(host.callOnRequestHeaders(d, REQ, true)).toBe(HeadersStatus.StopAllIterationAndWatermark);
+    host.advanceTime(1000);
+    const e = host.initializeHttpContext();
+    expect(host.vmGenerations).toBe(3);
+    expect(host.callOnRequestHeaders(e, REQ, true)).toBe(HeadersStatus.Continue);
+  });
+
+  it('never throws a trap into the caller, in any callback', async () => {
+    const host = await emulator(`
+      (func (export "proxy_on_context_create") (param i32 i32) (if (i32.gt_u (local.get 0) (i32.const 1)) (then unreachable)))`);
+    host.startPlugin();
+    const id = host.initializeHttpContext();
+    expect(() => host.callOnRequestHeaders(id, REQ, true)).not.toThrow();
+    expect(host.vmFailure()?.callback).toBe('proxy_on_context_create');
+    expect(host.sentLocalResponse(id)?.details).toBe('wasm_fail_stream');
+  });
+});
