@@ -1,0 +1,71 @@
+/**
+ * One coarse shared timer for every pending handler deadline (undici `FastTimer`): all deadlines
+ * have the same length, so they expire in the order they were added, and a FIFO with one armed
+ * `setTimeout` for its head replaces a timer per message. Entries are cancelled lazily: the owner
+ * compares the token it gets back with the one it is still waiting on.
+ */
+
+export interface DeadlineOwner {
+  /** Called when `token`'s deadline passes; ignore it if no longer waiting on `token`. */
+  onDeadline(token: number): void;
+}
+
+interface Entry {
+  readonly at: number;
+  readonly owner: DeadlineOwner;
+  readonly token: number;
+}
+
+export class DeadlineQueue {
+  private readonly entries: Entry[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly timeoutMs: number) {}
+
+  /** Arms a deadline `timeoutMs` from now. */
+  add(owner: DeadlineOwner, token: number): void {
+    this.entries.push({ at: performance.now() + this.timeoutMs, owner, token });
+    if (this.timer === undefined) this.arm();
+  }
+
+  /** Pending entries (including cancelled ones not yet reached). */
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  /** Drops every entry and the timer. */
+  clear(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.entries.length = 0;
+    this.head = 0;
+  }
+
+  private arm(): void {
+    const first = this.entries[this.head];
+    if (first === undefined) {
+      this.entries.length = 0;
+      this.head = 0;
+      this.timer = undefined;
+      return;
+    }
+    this.timer = setTimeout(() => this.fire(), Math.max(0, first.at - performance.now()));
+    // A pending deadline must not keep the process alive on its own.
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    const now = performance.now();
+    for (let e = this.entries[this.head]; e !== undefined && e.at <= now + 1; e = this.entries[this.head]) {
+      this.head++;
+      e.owner.onDeadline(e.token);
+    }
+    // Compact now and then so the array does not grow without bound under steady load.
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries.splice(0, this.head);
+      this.head = 0;
+    }
+    this.arm();
+  }
+}
