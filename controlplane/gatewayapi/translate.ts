@@ -1,0 +1,125 @@
+/**
+ * The Gateway API translator: ResourceSnapshot → per-Gateway xDS IR + statuses. Pure: no I/O,
+ * no clock, no randomness; Wasm modules come in already resolved (wasm-modules.ts).
+ *
+ *   translateGateways          GatewayClass / EnvoyProxy / Gateway / listeners  (gateway.ts)
+ *   translateRoutes            HTTPRoute / GRPCRoute → IR routes                (http-route.ts)
+ *   translateEnvoyExtensionPolicies  policy attachment → route extensions      (envoy-extension-policy.ts)
+ *   Backend statuses, then freeze IR and statuses.
+ */
+import { EG_CONTROLLER_NAME } from '../api/types.js';
+import type { HttpListener, HttpRoute, XdsIr } from '../ir/types.js';
+import { listResources, type RejectedResource, type ResourceSnapshot } from '../provider/snapshot.js';
+import { backendProblem } from './backend-refs.js';
+import type { MutableRoute, TranslateDeps, TranslationContext } from './context.js';
+import { translateEnvoyExtensionPolicies } from './envoy-extension-policy.js';
+import { translateGateways } from './gateway.js';
+import { sortRoutes, translateRoutes } from './http-route.js';
+import { condition, type ResourceStatus } from './status.js';
+
+export type { TranslateDeps } from './context.js';
+
+export interface TranslateResult {
+  /** One IR per Gateway of ours, keyed `namespace/name` (Envoy's `node.cluster`). */
+  readonly ir: ReadonlyMap<string, XdsIr>;
+  /** Statuses of every resource we own a status for, in a stable order. */
+  readonly statuses: readonly ResourceStatus[];
+  /** Resources the provider could not use (schema errors, unsupported kinds), passed through for reporting. */
+  readonly rejected: readonly RejectedResource[];
+}
+
+function freezeRoute(r: MutableRoute): HttpRoute {
+  // Drop the translation-time `origin`; IR is plain data.
+  const { origin: _origin, ...route } = r;
+  return route;
+}
+
+/** Translates a snapshot. Never throws on user input: problems become status conditions. */
+export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateDeps): TranslateResult {
+  const ctx: TranslationContext = {
+    snapshot,
+    deps: {
+      wasmModules: deps.wasmModules,
+      controllerName: deps.controllerName ?? EG_CONTROLLER_NAME,
+      controllerNamespace: deps.controllerNamespace ?? 'envoy-gateway-system',
+      backendEnabled: deps.backendEnabled ?? true,
+    },
+    gateways: new Map(),
+    routes: [],
+    classConditions: new Map(),
+  };
+  translateGateways(ctx);
+  translateRoutes(ctx);
+  const policyStatuses = translateEnvoyExtensionPolicies(ctx);
+
+  const statuses: ResourceStatus[] = [];
+  for (const [name, conditions] of [...ctx.classConditions].sort(([a], [b]) => a.localeCompare(b))) {
+    statuses.push({ kind: 'GatewayClass', name, status: { conditions } });
+  }
+  const ir = new Map<string, XdsIr>();
+  for (const gw of [...ctx.gateways.values()].sort((a, b) => a.key.localeCompare(b.key))) {
+    statuses.push({
+      kind: 'Gateway',
+      namespace: gw.gateway.metadata.namespace ?? 'default',
+      name: gw.gateway.metadata.name,
+      status: {
+        conditions: gw.conditions.toArray(),
+        listeners: gw.listeners.map((l) => ({
+          name: l.spec.name,
+          supportedKinds: l.supportedKinds,
+          attachedRoutes: l.attachedRoutes,
+          conditions: l.conditions.toArray(),
+        })),
+      },
+    });
+    const http: HttpListener[] = [];
+    for (const l of gw.listeners) {
+      if (l.ir === undefined) continue;
+      http.push({ ...l.ir, routes: sortRoutes(l.ir.routes.map(freezeRoute)) });
+    }
+    if (http.length > 0) ir.set(gw.key, { name: gw.key, http, filterOrder: gw.filterOrder });
+  }
+  for (const rc of [...ctx.routes].sort((a, b) =>
+    `${a.kind}/${a.route.metadata.namespace ?? ''}/${a.route.metadata.name}`.localeCompare(
+      `${b.kind}/${b.route.metadata.namespace ?? ''}/${b.route.metadata.name}`,
+    ),
+  )) {
+    statuses.push({
+      kind: rc.kind,
+      namespace: rc.route.metadata.namespace ?? 'default',
+      name: rc.route.metadata.name,
+      status: {
+        parents: rc.parents.map((p) => ({
+          parentRef: p.ref,
+          controllerName: ctx.deps.controllerName,
+          conditions: p.conditions.toArray(),
+        })),
+      },
+    });
+  }
+  for (const [key, ancestors] of [...policyStatuses].sort(([a], [b]) => a.localeCompare(b))) {
+    const slash = key.indexOf('/');
+    statuses.push({
+      kind: 'EnvoyExtensionPolicy',
+      namespace: key.slice(0, slash),
+      name: key.slice(slash + 1),
+      status: { ancestors },
+    });
+  }
+  for (const b of listResources(snapshot, 'Backend')) {
+    const gen = b.metadata.generation;
+    const problem = ctx.deps.backendEnabled ? backendProblem(b) : 'Backend is not enabled in Envoy Gateway Config';
+    // Envoy Gateway's quirk, kept so statuses compare equal: failure is type Invalid with reason Accepted.
+    const c =
+      problem === undefined
+        ? condition('Accepted', true, 'Accepted', 'The Backend was accepted', gen)
+        : condition('Invalid', false, 'Accepted', `The Backend was not accepted: ${problem}`, gen);
+    statuses.push({
+      kind: 'Backend',
+      namespace: b.metadata.namespace ?? 'default',
+      name: b.metadata.name,
+      status: { conditions: [c] },
+    });
+  }
+  return { ir, statuses, rejected: snapshot.rejected };
+}
