@@ -68,6 +68,14 @@ export function parseChallenges(header: string): Challenge[] {
         i = save;
         break;
       }
+      // token68 (`Newauth abc==`): the name is followed only by '=' padding.
+      let j = i;
+      while (header[j] === '=') j++;
+      if (Object.keys(challenge.params).length === 0 && (j >= n || header[j] === ',')) {
+        challenge.params[''] = name + header.slice(i, j);
+        i = j;
+        continue;
+      }
       i++; // '='
       skipWs();
       const value = header[i] === '"' ? readQuoted() : readToken();

@@ -239,8 +239,9 @@ export function dockerConfigJsonCredentials(
     description: source,
     get(registry) {
       const found = findAuthEntry(auths, registry);
-      return Promise.resolve(
-        found === undefined ? undefined : entryToCredential(found[1], `${source} (auths["${found[0]}"])`),
+      // Settle as a rejected promise (not a synchronous throw) when the entry is malformed.
+      return new Promise((resolve) =>
+        resolve(found === undefined ? undefined : entryToCredential(found[1], `${source} (auths["${found[0]}"])`)),
       );
     },
   };

@@ -455,16 +455,38 @@ export class RegistryClient {
     const target = referenceTarget(ref);
     const subject = `${ref.repository}:${target}`.replace(':sha256:', '@sha256:');
     const what: What = { kind: 'manifest', subject };
-    const res = await this.send(
-      ref.registry,
-      `/v2/${ref.repository}/manifests/${target}`,
-      { method: 'GET', headers: { accept: MANIFEST_ACCEPT } },
-      [RegistryClient.scope(ref, 'pull')],
-      what,
-    );
-    if (!res.ok) throw await this.responseError(res, ref.registry, what);
-    const bytes = await readCappedBytes(res, this.maxManifestBytes, `manifest ${subject}`);
-    return this.checkManifest(ref, res, bytes, subject);
+    // A body cut short (early close, short Content-Length) is retried like a network error.
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.send(
+        ref.registry,
+        `/v2/${ref.repository}/manifests/${target}`,
+        { method: 'GET', headers: { accept: MANIFEST_ACCEPT } },
+        [RegistryClient.scope(ref, 'pull')],
+        what,
+      );
+      if (!res.ok) throw await this.responseError(res, ref.registry, what);
+      const declared = Number(res.headers.get('content-length') ?? '-1');
+      let bytes: Buffer;
+      try {
+        bytes = await readCappedBytes(res, this.maxManifestBytes, `manifest ${subject}`);
+        if (declared >= 0 && bytes.length !== declared) throw new Error(`got ${bytes.length} of ${declared} bytes`);
+      } catch (e) {
+        if (e instanceof OciError) throw e;
+        if (attempt < this.retries) {
+          await sleep(this.backoff(attempt), this.options.signal);
+          continue;
+        }
+        throw new OciError(
+          'OCI_TRUNCATED',
+          `manifest ${subject} from ${ref.registry} was cut short (${errorCause(e).message}; ${this.retries} retries tried)`,
+          {
+            cause: e,
+            hint: 'the connection keeps closing early; check proxies between here and the registry; nothing was cached',
+          },
+        );
+      }
+      return this.checkManifest(ref, res, bytes, subject);
+    }
   }
 
   private checkManifest(ref: Reference, res: Response, bytes: Buffer, subject: string): FetchedManifest {
