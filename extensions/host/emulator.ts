@@ -558,12 +558,7 @@ export class HostEmulator {
     vm.nextIterationStopped = false;
     const raw = this.call(vm, `proxy_on_${phase}`, ctx, fn, ctx.id, map.size, eos ? 1 : 0);
     if (vm.failed) return this.act(s, phase, this.failedHttp(s, 'headers'), HEADERS_NAMES) as HeadersStatus;
-    const status = translateHeadersStatus(
-      raw,
-      vm.nextIterationStopped || ctx.localResponse !== undefined,
-      this.opts.allowOnHeadersStopIteration === true,
-    );
-    vm.nextIterationStopped = false;
+    const status = translateHeadersStatus(raw, vm.lastCallStopped, this.opts.allowOnHeadersStopIteration === true);
     const stopped = status === HeadersStatus.StopIteration || status >= HeadersStatus.StopAllIterationAndBuffer;
     if (dir === 'request') {
       // Envoy drops its pointer to the headers once they continue: the window closes.
@@ -648,8 +643,7 @@ export class HostEmulator {
       else ctx.responseBodyOpen = false;
       return this.act(s, phase, this.failedHttp(s, 'data'), DATA_NAMES) as DataStatus;
     }
-    const status = translateDataStatus(raw, vm.nextIterationStopped || ctx.localResponse !== undefined);
-    vm.nextIterationStopped = false;
+    const status = translateDataStatus(raw, vm.lastCallStopped);
     const keep = status === DataStatus.StopIterationAndBuffer || status === DataStatus.StopIterationAndWatermark;
     if (req) {
       s.requestBuffering = keep;
@@ -693,8 +687,7 @@ export class HostEmulator {
     const fn = req ? vm.fnRequestTrailers : vm.fnResponseTrailers;
     const raw = this.call(vm, `proxy_on_${phase}`, ctx, fn, ctx.id, map.size);
     if (vm.failed) return this.act(s, phase, this.failedHttp(s, 'trailers'), TRAILERS_NAMES) as TrailersStatus;
-    const status = translateTrailersStatus(raw, vm.nextIterationStopped || ctx.localResponse !== undefined);
-    vm.nextIterationStopped = false;
+    const status = translateTrailersStatus(raw, vm.lastCallStopped);
     if (status === TrailersStatus.Continue) {
       if (req) ctx.requestTrailersOpen = false;
       else ctx.responseTrailersOpen = false;
@@ -1314,6 +1307,11 @@ export class HostEmulator {
   /** A copy of guest memory `[ptr, ptr+size)` (for tests that let the guest store results). */
   guestMemory(ptr: number, size: number): Uint8Array {
     return this.vm.readGuest(ptr, size);
+  }
+
+  /** Writes into guest memory (tests placing input for a guest hook). */
+  guestMemoryWrite(ptr: number, bytes: Uint8Array): void {
+    this.vm.writeGuest(ptr, bytes);
   }
 
   /** Host calls the guest made so far on the current VM. */

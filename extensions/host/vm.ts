@@ -160,6 +160,8 @@ export class WasmVm {
   failure: { readonly callback: string; readonly message: string } | undefined;
   /** Set by `proxy_send_local_response`: the running callback's status becomes a stop. */
   nextIterationStopped = false;
+  /** `nextIterationStopped` as the last outermost guest call left it (read by the stream layer). */
+  lastCallStopped = false;
 
   readonly vmContext: Context;
   readonly contexts = new Map<number, Context>();
@@ -301,7 +303,10 @@ export class WasmVm {
    */
   call(name: string, ctx: Context, fn: GuestFn | undefined, a = 0, b = 0, c = 0, d = 0, e = 0): number {
     if (this.failed) return FAILED;
-    if (fn === undefined) return 0;
+    if (fn === undefined) {
+      if (this.depth === 0) this.lastCallStopped = false;
+      return 0;
+    }
     const prev = this.current;
     this.current = ctx;
     this.depth++;
@@ -313,7 +318,14 @@ export class WasmVm {
       return FAILED;
     } finally {
       this.current = prev;
-      if (--this.depth === 0) this.drainAfterCall();
+      if (--this.depth === 0) {
+        // Envoy reads the stop flag for this callback's status, clears it, then runs the
+        // deferred actions (DeferAfterCallActions); their own calls must not clobber it.
+        const stopped = this.nextIterationStopped;
+        this.nextIterationStopped = false;
+        this.drainAfterCall();
+        this.lastCallStopped = stopped;
+      }
     }
   }
 
@@ -374,6 +386,21 @@ export class WasmVm {
   readGuest(ptr: number, size: number): Uint8Array {
     const b = this.bytes(ptr, size);
     return b === undefined ? EMPTY : Uint8Array.from(b);
+  }
+
+  /** Copies into guest memory; throws when out of bounds (embedder misuse, not a guest fault). */
+  writeGuest(ptr: number, data: Uint8Array): void {
+    const b = this.bytes(ptr, data.length);
+    if (b === undefined) {
+      throw new EnvextError(
+        'WASM_MEMORY_OUT_OF_BOUNDS',
+        `guest memory [${ptr}, ${ptr + data.length}) is out of bounds`,
+        {
+          hint: 'allocate with the guest allocator first',
+        },
+      );
+    }
+    b.set(data);
   }
 
   memoryBytes(): number {
@@ -774,7 +801,7 @@ export class WasmVm {
           statusCode: status >>> 0,
           details: details.replace(/[ \t]/g, '_'),
           body: Uint8Array.from(body),
-          headers: decodePairs(headers),
+          headers: decodePairs(headers).map(([k, v]) => [lowerKey(k), v] as const),
           grpcStatus: grpc >= 0 && grpc <= 16 ? grpc : undefined,
         };
         vm.defer(() => vm.hooks?.localResponse(ctx));
