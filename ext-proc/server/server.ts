@@ -137,6 +137,7 @@ export class ExtProcServer {
   readonly metrics: ExtProcMetrics | undefined;
   readonly log: Logger;
   private readonly streams = new Set<ExtProcStream>();
+  private readonly stats = { maxQueued: 0 };
   private readonly deadlines: DeadlineQueue | undefined;
   private readonly sockets: string[] = [];
   private draining = false;
@@ -195,6 +196,7 @@ export class ExtProcServer {
       maxPendingMessages: Math.max(2, options.maxPendingMessages ?? 64),
       maxMessageBytes,
       onClosed: (s) => this.streams.delete(s),
+      stats: this.stats,
     };
     continueAnswers(); // encode the constant answers (and load the protos) now, not on the first request
     this.grpc = new grpc.Server({
@@ -209,6 +211,11 @@ export class ExtProcServer {
     });
     this.health = new HealthService([SERVICE]);
     this.health.addTo(this.grpc);
+  }
+
+  /** The most messages any stream has held unanswered (bounded by `maxPendingMessages`: back-pressure). */
+  get maxQueuedMessages(): number {
+    return this.stats.maxQueued;
   }
 
   /** Streams (HTTP requests) in flight. */

@@ -70,6 +70,8 @@ export interface StreamSettings {
   readonly maxPendingMessages: number;
   readonly maxMessageBytes: number;
   readonly onClosed: (stream: ExtProcStream) => void;
+  /** Server-wide counters kept by the streams. */
+  readonly stats: { maxQueued: number };
 }
 
 type Call = grpc.ServerDuplexStream<WireRequest | TooLarge, Buffer | object>;
@@ -204,6 +206,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     if (this.done) return; // after an immediate response or a close, Envoy ignores us and we ignore it
     if (this.busy || this.writeBlocked || this.queue.length > 0) {
       this.queue.push(msg);
+      if (this.queue.length > this.s.stats.maxQueued) this.s.stats.maxQueued = this.queue.length;
       if (!this.paused && this.queue.length >= this.s.maxPendingMessages) {
         this.paused = true;
         this.call.pause();
@@ -227,6 +230,8 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   }
 
   private onHalfClose(): void {
+    // grpc-js can end the readable side of a stream the client reset; that is a cancellation.
+    if (this.call.cancelled) return this.onCancelled();
     this.halfClosed = true;
     if (!this.busy && this.queue.length === 0 && !this.done) this.finish();
   }

@@ -79,7 +79,10 @@ export interface ExchangeOptions {
   readonly bufferLimitBytes?: number;
   /** gRPC initial metadata on the stream (`grpc_initial_metadata`). */
   readonly callMetadata?: Record<string, string>;
-  /** Cancel the stream (as Envoy does on a downstream reset) right after sending this message kind. */
+  /**
+   * Cancel the stream (as Envoy does on a downstream reset) `cancelDelayMs` (default 50) after
+   * sending this message kind, without waiting for its answer.
+   */
   readonly cancelAfter?:
     | 'request_headers'
     | 'request_body'
@@ -87,6 +90,7 @@ export interface ExchangeOptions {
     | 'response_headers'
     | 'response_body'
     | 'response_trailers';
+  readonly cancelDelayMs?: number;
 }
 
 export type HeaderList = [name: string, value: string][];
@@ -318,6 +322,8 @@ class Exchange {
       if (outcome === 'local_reply' && this.status === undefined) this.call.cancel();
       await this.waitStatus(2000);
     } else {
+      await new Promise((r) => setTimeout(r, this.o.cancelDelayMs ?? 50));
+      this.call.cancel();
       await this.waitStatus(2000);
     }
     return {
@@ -395,10 +401,7 @@ class Exchange {
     this.sent.push(msg);
     this.stats.messagesSent++;
     this.call.write(msg);
-    if (this.o.cancelAfter === kind) {
-      this.call.cancel();
-      throw new Cancelled();
-    }
+    if (this.o.cancelAfter === kind) throw new Cancelled();
   }
 
   /**
