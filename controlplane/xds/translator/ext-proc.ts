@@ -1,0 +1,81 @@
+/**
+ * `envoy.filters.http.ext_proc`, ported from Envoy Gateway `internal/xds/translator/extproc.go`.
+ *
+ * One filter per policy `extProc[]` entry, named `envoy.filters.http.ext_proc/<IR name>`, calling
+ * the processor over gRPC (Envoy's own client, `envoy_grpc`) on a cluster of its own that speaks
+ * HTTP/2. The processing mode is always written out in full, as Envoy Gateway does.
+ */
+import type { ExtProc, HttpRoute, XdsIr } from '../../ir/types.js';
+import { destinationCluster } from './cluster.js';
+import type { ClusterResource, HcmFilter, HttpFilterPlugin } from './http-filters.js';
+
+export const EXT_PROC_FILTER = 'envoy.filters.http.ext_proc';
+
+function durationOf(ms: number): { seconds: number; nanos?: number } {
+  const seconds = Math.floor(ms / 1000);
+  const nanos = (ms % 1000) * 1_000_000;
+  return nanos === 0 ? { seconds } : { seconds, nanos };
+}
+
+export function extProcFilterConfig(e: ExtProc): Record<string, unknown> {
+  const req = e.requestMode;
+  const res = e.responseMode;
+  const processing_mode: Record<string, unknown> = {
+    request_header_mode: req === undefined ? 'SKIP' : 'SEND',
+    response_header_mode: res === undefined ? 'SKIP' : 'SEND',
+    ...(req?.body === undefined ? {} : { request_body_mode: req.body }),
+    ...(res?.body === undefined ? {} : { response_body_mode: res.body }),
+    // Full-duplex streaming needs trailers to know where the body ends.
+    request_trailer_mode: req?.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
+    response_trailer_mode: res?.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
+  };
+  const metadata =
+    e.forwardingNamespaces.length === 0 && e.receivingNamespaces.length === 0
+      ? undefined
+      : {
+          ...(e.forwardingNamespaces.length === 0
+            ? {}
+            : { forwarding_namespaces: { untyped: [...e.forwardingNamespaces] } }),
+          ...(e.receivingNamespaces.length === 0
+            ? {}
+            : { receiving_namespaces: { untyped: [...e.receivingNamespaces] } }),
+        };
+  return {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+    grpc_service: {
+      envoy_grpc: { cluster_name: e.destination.name, authority: e.authority },
+      timeout: { seconds: 10 },
+    },
+    processing_mode,
+    ...(e.failOpen === undefined ? {} : { failure_mode_allow: e.failOpen }),
+    ...(e.messageTimeoutMs === undefined ? {} : { message_timeout: durationOf(e.messageTimeoutMs) }),
+    ...(e.observabilityMode === undefined ? {} : { observability_mode: e.observabilityMode }),
+    ...(e.allowModeOverride ? { allow_mode_override: true } : {}),
+    ...(req === undefined || req.attributes.length === 0 ? {} : { request_attributes: [...req.attributes] }),
+    ...(res === undefined || res.attributes.length === 0 ? {} : { response_attributes: [...res.attributes] }),
+    ...(metadata === undefined ? {} : { metadata_options: metadata }),
+  };
+}
+
+export function createExtProcPlugin(): HttpFilterPlugin {
+  return {
+    type: EXT_PROC_FILTER,
+    filtersForRoute(route: HttpRoute): ReadonlyMap<string, HcmFilter> {
+      const out = new Map<string, HcmFilter>();
+      for (const e of route.envoyExtensions?.extProcs ?? []) {
+        const name = `${EXT_PROC_FILTER}/${e.name}`;
+        out.set(name, { name, disabled: true, typed_config: extProcFilterConfig(e) });
+      }
+      return out;
+    },
+    clusters(ir: XdsIr): readonly ClusterResource[] {
+      const seen = new Map<string, ClusterResource>();
+      for (const l of ir.http)
+        for (const r of l.routes)
+          for (const e of r.envoyExtensions?.extProcs ?? []) {
+            if (!seen.has(e.destination.name)) seen.set(e.destination.name, destinationCluster(e.destination));
+          }
+      return [...seen.values()];
+    },
+  };
+}

@@ -1,0 +1,380 @@
+/**
+ * The xDS translator: one Gateway's IR → Envoy resources per type URL. Pure.
+ *
+ *   listeners  one per port: HCM (RDS over ADS) in the default filter chain for HTTP, one filter
+ *              chain per HTTPS listener (SNI match, SDS certificate) for HTTPS
+ *   routes     one RouteConfiguration per HCM, one VirtualHost per hostname
+ *   clusters   one per route destination, plus the extension filters' clusters
+ *   endpoints  ClusterLoadAssignment per EDS cluster
+ *   secrets    TLS certificates of HTTPS listeners
+ *
+ * Shapes and names follow Envoy Gateway `internal/xds/translator`. Resources are returned as
+ * proto objects (field names as in the .proto files, `@type` for Any); `encodeXds` turns them
+ * into bytes with Envoy's real protos (strict: an unknown field throws).
+ */
+import { encode, protoRoot, type ProtoObject } from '../../../proto/index.js';
+import type { HttpListener, HttpRoute, RouteDestination, StringMatch, XdsIr } from '../../ir/types.js';
+import { ADS_CONFIG, destinationCluster } from './cluster.js';
+import { createExtProcPlugin } from './ext-proc.js';
+import {
+  FILTER_CONFIG_TYPE,
+  ROUTER_FILTER,
+  orderFilters,
+  type ClusterResource,
+  type HcmFilter,
+  type HttpFilterPlugin,
+} from './http-filters.js';
+import { createWasmPlugin } from './wasm.js';
+
+export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+export const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
+export const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+export const ENDPOINT_TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+export const SECRET_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
+
+/** Type URLs in the order Envoy should receive them (CDS → EDS → LDS → RDS, secrets first). */
+export const XDS_TYPES = [SECRET_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE] as const;
+export type XdsTypeUrl = (typeof XDS_TYPES)[number];
+
+/** Short names used for golden files and `envext translate --type`. */
+export const XDS_TYPE_NAMES: Readonly<Record<XdsTypeUrl, string>> = {
+  [SECRET_TYPE]: 'secrets',
+  [CLUSTER_TYPE]: 'clusters',
+  [ENDPOINT_TYPE]: 'endpoints',
+  [LISTENER_TYPE]: 'listeners',
+  [ROUTE_TYPE]: 'routes',
+};
+
+export interface XdsResource {
+  readonly name: string;
+  /** The message as a proto object (no top-level `@type`). */
+  readonly resource: ProtoObject;
+}
+
+/** Resources per type URL, each list sorted by name. */
+export type XdsResources = Readonly<Record<XdsTypeUrl, readonly XdsResource[]>>;
+
+const ROUTER: HcmFilter = {
+  name: ROUTER_FILTER,
+  typed_config: {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+    suppress_envoy_headers: true,
+  },
+};
+
+function stringMatcher(m: StringMatch): Record<string, unknown> {
+  if ('exact' in m) return { exact: m.exact };
+  if ('prefix' in m) return { prefix: m.prefix };
+  return { safe_regex: { regex: m.safeRegex } };
+}
+
+function routeMatch(r: HttpRoute): Record<string, unknown> {
+  const p = r.pathMatch;
+  const path: Record<string, unknown> =
+    p === undefined
+      ? { prefix: '/' }
+      : 'exact' in p
+        ? { path: p.exact }
+        : 'safeRegex' in p
+          ? { safe_regex: { regex: p.safeRegex } }
+          : p.prefix === '/' || p.prefix === ''
+            ? { prefix: '/' }
+            : // Gateway API prefixes match whole path segments: /foo matches /foo and /foo/bar, not /foobar.
+              { path_separated_prefix: p.prefix.replace(/\/+$/u, '') };
+  return {
+    ...path,
+    ...(r.headerMatches.length === 0
+      ? {}
+      : { headers: r.headerMatches.map((h) => ({ name: h.name, string_match: stringMatcher(h.match) })) }),
+    ...(r.queryParamMatches.length === 0
+      ? {}
+      : { query_parameters: r.queryParamMatches.map((q) => ({ name: q.name, string_match: stringMatcher(q.match) })) }),
+  };
+}
+
+const REDIRECT_CODES: Readonly<Record<number, string>> = {
+  301: 'MOVED_PERMANENTLY',
+  302: 'FOUND',
+  303: 'SEE_OTHER',
+  307: 'TEMPORARY_REDIRECT',
+  308: 'PERMANENT_REDIRECT',
+};
+
+function routeAction(r: HttpRoute, dest: RouteDestination): Record<string, unknown> {
+  const rw = r.urlRewrite;
+  return {
+    cluster: dest.name,
+    ...(r.isHttp2 ? {} : { upgrade_configs: [{ upgrade_type: 'websocket' }] }),
+    ...(rw?.hostname === undefined ? {} : { host_rewrite_literal: rw.hostname }),
+    ...(rw?.path?.prefixMatchReplace === undefined ? {} : { prefix_rewrite: rw.path.prefixMatchReplace }),
+    ...(rw?.path?.fullReplace === undefined
+      ? {}
+      : { regex_rewrite: { pattern: { regex: '^/.*$' }, substitution: rw.path.fullReplace } }),
+    ...(r.mirrors.length === 0 ? {} : { request_mirror_policies: r.mirrors.map((m) => ({ cluster: m.name })) }),
+  };
+}
+
+function headersToAdd(mod: HttpRoute['requestHeaders']): Record<string, unknown> {
+  return mod === undefined
+    ? {}
+    : {
+        ...(mod.add.length === 0
+          ? {}
+          : {
+              headers_to_add: mod.add.map((h) => ({
+                header: { key: h.name, value: h.value },
+                append_action: h.append ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD',
+              })),
+            }),
+        ...(mod.remove.length === 0 ? {} : { headers_to_remove: [...mod.remove] }),
+      };
+}
+
+function envoyRoute(r: HttpRoute, perFilter: readonly string[]): Record<string, unknown> {
+  const req = headersToAdd(r.requestHeaders);
+  const res = headersToAdd(r.responseHeaders);
+  let action: Record<string, unknown>;
+  if (r.directResponse !== undefined) {
+    action = {
+      direct_response: {
+        status: r.directResponse.statusCode,
+        ...(r.directResponse.body === undefined ? {} : { body: { inline_string: r.directResponse.body } }),
+      },
+    };
+  } else if (r.redirect !== undefined) {
+    const rd = r.redirect;
+    action = {
+      redirect: {
+        ...(rd.scheme === undefined ? {} : { scheme_redirect: rd.scheme }),
+        ...(rd.hostname === undefined ? {} : { host_redirect: rd.hostname }),
+        ...(rd.port === undefined ? {} : { port_redirect: rd.port }),
+        ...(rd.path?.fullReplace === undefined ? {} : { path_redirect: rd.path.fullReplace }),
+        ...(rd.path?.prefixMatchReplace === undefined ? {} : { prefix_rewrite: rd.path.prefixMatchReplace }),
+        response_code: REDIRECT_CODES[rd.statusCode] ?? 'FOUND',
+      },
+    };
+  } else if (r.destination !== undefined) {
+    action = { route: routeAction(r, r.destination) };
+  } else {
+    action = { direct_response: { status: 500 } };
+  }
+  return {
+    name: r.name,
+    match: routeMatch(r),
+    ...action,
+    ...('headers_to_add' in req ? { request_headers_to_add: req['headers_to_add'] } : {}),
+    ...('headers_to_remove' in req ? { request_headers_to_remove: req['headers_to_remove'] } : {}),
+    ...('headers_to_add' in res ? { response_headers_to_add: res['headers_to_add'] } : {}),
+    ...('headers_to_remove' in res ? { response_headers_to_remove: res['headers_to_remove'] } : {}),
+    ...(perFilter.length === 0
+      ? {}
+      : {
+          typed_per_filter_config: Object.fromEntries(
+            [...perFilter].sort().map((n) => [n, { '@type': FILTER_CONFIG_TYPE, config: {} }]),
+          ),
+        }),
+  };
+}
+
+function vhostName(listener: string, host: string): string {
+  return `${listener}/${host.replaceAll('.', '_')}`;
+}
+
+/** Builds the RouteConfiguration and HCM filters for a set of IR listeners that share one HCM. */
+function buildHcm(
+  ir: XdsIr,
+  routeConfigName: string,
+  listeners: readonly HttpListener[],
+  plugins: readonly HttpFilterPlugin[],
+): { routeConfig: XdsResource; filters: HcmFilter[] } {
+  const filters = new Map<string, HcmFilter>();
+  const vhosts = new Map<string, Record<string, unknown>[]>();
+  for (const l of listeners) {
+    for (const r of l.routes) {
+      const names: string[] = [];
+      for (const plugin of plugins) {
+        for (const [name, f] of plugin.filtersForRoute(r)) {
+          if (!filters.has(name)) filters.set(name, f);
+          names.push(name);
+        }
+      }
+      const list = vhosts.get(r.hostname) ?? [];
+      list.push(envoyRoute(r, names));
+      vhosts.set(r.hostname, list);
+    }
+  }
+  const routeConfig: XdsResource = {
+    name: routeConfigName,
+    resource: {
+      name: routeConfigName,
+      ignore_port_in_host_matching: true,
+      virtual_hosts: [...vhosts.keys()].sort().map((host) => ({
+        name: vhostName(routeConfigName, host),
+        domains: [host],
+        routes: vhosts.get(host) ?? [],
+      })),
+    },
+  };
+  return { routeConfig, filters: orderFilters([...filters.values(), ROUTER], ir.filterOrder) };
+}
+
+function hcm(statPrefix: string, routeConfigName: string, filters: readonly HcmFilter[]): Record<string, unknown> {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+      stat_prefix: statPrefix,
+      rds: {
+        route_config_name: routeConfigName,
+        config_source: { ...ADS_CONFIG, initial_fetch_timeout: { seconds: 0 } },
+      },
+      http_filters: filters,
+      common_http_protocol_options: { headers_with_underscores_action: 'REJECT_REQUEST' },
+      http2_protocol_options: {
+        max_concurrent_streams: { value: 100 },
+        initial_stream_window_size: { value: 65536 },
+        initial_connection_window_size: { value: 1048576 },
+      },
+      use_remote_address: { value: true },
+      normalize_path: { value: true },
+      merge_slashes: true,
+      path_with_escaped_slashes_action: 'UNESCAPE_AND_REDIRECT',
+      server_header_transformation: 'PASS_THROUGH',
+    },
+  };
+}
+
+function byName(a: XdsResource, b: XdsResource): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** Translates one Gateway's IR. Pure and deterministic: the same IR gives the same resources. */
+export function translateXds(ir: XdsIr): XdsResources {
+  const plugins: HttpFilterPlugin[] = [createExtProcPlugin(), createWasmPlugin(ir)];
+  const listeners: XdsResource[] = [];
+  const routes: XdsResource[] = [];
+  const clusters = new Map<string, ClusterResource>();
+  const secrets = new Map<string, XdsResource>();
+
+  // Listeners sharing a port become one Envoy listener (Gateway API allows several hostnames per port).
+  const byPort = new Map<number, HttpListener[]>();
+  for (const l of ir.http) byPort.set(l.port, [...(byPort.get(l.port) ?? []), l]);
+  for (const [port, group] of [...byPort].sort(([a], [b]) => a - b)) {
+    const first = group[0];
+    if (first === undefined) continue;
+    const tls = group.filter((l) => l.tls !== undefined);
+    const listener: Record<string, unknown> = {
+      name: first.name,
+      address: { socket_address: { address: first.address, port_value: port } },
+      per_connection_buffer_limit_bytes: { value: 32768 },
+    };
+    if (tls.length === 0) {
+      const { routeConfig, filters } = buildHcm(ir, first.name, group, plugins);
+      routes.push(routeConfig);
+      listener['default_filter_chain'] = { filters: [hcm(`http-${port}`, first.name, filters)] };
+    } else {
+      listener['listener_filters'] = [
+        {
+          name: 'envoy.filters.listener.tls_inspector',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+          },
+        },
+      ];
+      listener['filter_chains'] = tls.map((l) => {
+        const { routeConfig, filters } = buildHcm(ir, l.name, [l], plugins);
+        routes.push(routeConfig);
+        for (const c of l.tls?.certificates ?? []) {
+          secrets.set(c.name, {
+            name: c.name,
+            resource: {
+              name: c.name,
+              tls_certificate: {
+                certificate_chain: { inline_string: c.certificateChain },
+                private_key: { inline_string: c.privateKey },
+              },
+            },
+          });
+        }
+        const host = l.hostnames[0] ?? '*';
+        return {
+          name: l.name,
+          ...(host === '*' ? {} : { filter_chain_match: { server_names: [host] } }),
+          filters: [hcm(`https-${port}`, l.name, filters)],
+          transport_socket: {
+            name: 'envoy.transport_sockets.tls',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+              common_tls_context: {
+                alpn_protocols: ['h2', 'http/1.1'],
+                tls_certificate_sds_secret_configs: (l.tls?.certificates ?? []).map((c) => ({
+                  name: c.name,
+                  sds_config: ADS_CONFIG,
+                })),
+              },
+            },
+          },
+        };
+      });
+    }
+    listeners.push({ name: first.name, resource: listener });
+  }
+
+  for (const l of ir.http) {
+    for (const r of l.routes) {
+      for (const d of [...(r.destination === undefined ? [] : [r.destination]), ...r.mirrors]) {
+        if (!clusters.has(d.name)) clusters.set(d.name, destinationCluster(d));
+      }
+    }
+  }
+  for (const plugin of plugins) {
+    for (const c of plugin.clusters(ir)) {
+      const name = String(c.cluster['name']);
+      if (!clusters.has(name)) clusters.set(name, c);
+    }
+  }
+  const clusterList: XdsResource[] = [];
+  const endpointList: XdsResource[] = [];
+  for (const [name, c] of clusters) {
+    clusterList.push({ name, resource: c.cluster });
+    if (c.loadAssignment !== undefined) endpointList.push({ name, resource: c.loadAssignment });
+  }
+  return {
+    [SECRET_TYPE]: [...secrets.values()].sort(byName),
+    [CLUSTER_TYPE]: clusterList.sort(byName),
+    [ENDPOINT_TYPE]: endpointList.sort(byName),
+    [LISTENER_TYPE]: listeners.sort(byName),
+    [ROUTE_TYPE]: routes.sort(byName),
+  };
+}
+
+/** The message type of a type URL (`type.googleapis.com/x.y.Z` → `x.y.Z`). */
+export function messageName(typeUrl: string): string {
+  return typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+}
+
+/** Envoy API files the translator's resources use beyond the loader's defaults. */
+export const EXTRA_PROTO_FILES: readonly string[] = [
+  'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+];
+
+let protosLoaded = false;
+/** Loads EXTRA_PROTO_FILES into the shared Root once. */
+export function loadXdsProtos(): void {
+  if (protosLoaded) return;
+  protoRoot(EXTRA_PROTO_FILES);
+  protosLoaded = true;
+}
+
+/** Encodes every resource with Envoy's protos. Throws ProtoError naming the field on any mismatch. */
+export function encodeXds(
+  resources: XdsResources,
+): Readonly<Record<XdsTypeUrl, readonly { name: string; bytes: Uint8Array }[]>> {
+  loadXdsProtos();
+  const out = {} as Record<XdsTypeUrl, { name: string; bytes: Uint8Array }[]>;
+  for (const type of XDS_TYPES) {
+    out[type] = resources[type].map((r) => ({ name: r.name, bytes: encode(messageName(type), r.resource) }));
+  }
+  return out;
+}

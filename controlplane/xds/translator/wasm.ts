@@ -1,0 +1,83 @@
+/**
+ * `envoy.filters.http.wasm`, ported from Envoy Gateway `internal/xds/translator/wasm.go`.
+ *
+ * One filter per policy `wasm[]` entry, named `envoy.filters.http.wasm/<IR name>`, with its own
+ * VM (vm_id = IR name, never shared), the V8 runtime, and remote code fetched from the module
+ * cache's serving URL through the cluster `wasm_cluster`, verified by the module's sha256.
+ */
+import type { HttpRoute, Wasm, XdsIr } from '../../ir/types.js';
+import { hostCluster } from './cluster.js';
+import type { ClusterResource, HcmFilter, HttpFilterPlugin } from './http-filters.js';
+
+export const WASM_FILTER = 'envoy.filters.http.wasm';
+export const WASM_CLUSTER = 'wasm_cluster';
+
+/** The cluster serving a module URL: `wasm_cluster` for the first host seen, `wasm_cluster/<host:port>` for others. */
+function clusterFor(url: URL, first: string | undefined): string {
+  return first === undefined || first === url.host ? WASM_CLUSTER : `${WASM_CLUSTER}/${url.host}`;
+}
+
+function firstHost(ir: XdsIr): string | undefined {
+  for (const l of ir.http)
+    for (const r of l.routes) for (const w of r.envoyExtensions?.wasms ?? []) return new URL(w.code.servingUrl).host;
+  return undefined;
+}
+
+export function wasmFilterConfig(w: Wasm, cluster: string): Record<string, unknown> {
+  return {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
+    config: {
+      name: w.wasmName,
+      ...(w.rootId === undefined ? {} : { root_id: w.rootId }),
+      ...(w.failOpen ? { fail_open: true } : {}),
+      configuration: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: w.config ?? '' },
+      vm_config: {
+        vm_id: w.name,
+        runtime: 'envoy.wasm.runtime.v8',
+        ...(w.hostEnvKeys.length === 0 ? {} : { environment_variables: { host_env_keys: [...w.hostEnvKeys] } }),
+        code: {
+          remote: {
+            http_uri: { uri: w.code.servingUrl, cluster, timeout: { seconds: 10 } },
+            sha256: w.code.sha256,
+            retry_policy: {
+              num_retries: { value: 10 },
+              retry_back_off: { base_interval: { seconds: 1 }, max_interval: { seconds: 30 } },
+            },
+          },
+        },
+      },
+    },
+  };
+}
+
+export function createWasmPlugin(ir: XdsIr): HttpFilterPlugin {
+  const first = firstHost(ir);
+  return {
+    type: WASM_FILTER,
+    filtersForRoute(route: HttpRoute): ReadonlyMap<string, HcmFilter> {
+      const out = new Map<string, HcmFilter>();
+      for (const w of route.envoyExtensions?.wasms ?? []) {
+        const name = `${WASM_FILTER}/${w.name}`;
+        out.set(name, {
+          name,
+          disabled: true,
+          typed_config: wasmFilterConfig(w, clusterFor(new URL(w.code.servingUrl), first)),
+        });
+      }
+      return out;
+    },
+    clusters(x: XdsIr): readonly ClusterResource[] {
+      const hosts = new Map<string, URL>();
+      for (const l of x.http)
+        for (const r of l.routes)
+          for (const w of r.envoyExtensions?.wasms ?? []) {
+            const u = new URL(w.code.servingUrl);
+            if (!hosts.has(u.host)) hosts.set(u.host, u);
+          }
+      return [...hosts.values()].map((u) => {
+        const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+        return hostCluster(clusterFor(u, first), u.hostname.replace(/^\[|\]$/gu, ''), port, u.protocol === 'https:');
+      });
+    },
+  };
+}
