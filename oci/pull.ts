@@ -237,7 +237,8 @@ async function pull(
           manifestDigest: manifest.digest,
           manifestMediaType: manifest.mediaType,
           layout: image.layout,
-          moduleDigest: sha256Digest(module),
+          // Raw layouts: the layer digest, verified while downloading, is the module's sha256.
+          moduleDigest: image.moduleDigest ?? sha256Digest(module),
           size: module.length,
         };
         return {
@@ -245,7 +246,7 @@ async function pull(
           module,
         };
       });
-      log.info('pulled module', {
+      log.debug('pulled module', {
         reference: canonical,
         manifestDigest: manifest.digest,
         layout: stored.cached.layout,
@@ -253,7 +254,7 @@ async function pull(
       return { resolved: fromCached(canonical, stored.cached, false), ...(wantBytes ? { bytes: stored.module } : {}) };
     }
     const { image, module } = await fetchModule(client, ref, manifest, withProgress(opts));
-    const moduleDigest = sha256Digest(module);
+    const moduleDigest = image.moduleDigest ?? sha256Digest(module);
     return {
       resolved: {
         reference: canonical,

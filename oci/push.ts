@@ -93,7 +93,7 @@ export async function pushWasmModule(reference: string, module: Buffer, opts: Pu
     );
     const target = ref.digest ?? ref.tag ?? 'latest';
     const manifestDigest = await client.putManifest(ref, target, built.manifest, built.manifestMediaType);
-    log.info('pushed module', { reference: formatReference(ref), manifestDigest, layout });
+    log.debug('pushed module', { reference: formatReference(ref), manifestDigest, layout });
     return {
       reference: `${ref.registry}/${ref.repository}@${manifestDigest}`,
       ...(ref.tag === undefined ? {} : { tag: ref.tag }),

@@ -73,7 +73,7 @@ export interface RegistryClientOptions {
   readonly timeoutMs?: number;
   /** Blobs larger than this are uploaded in `PATCH` chunks. Default 16 MiB. */
   readonly chunkThreshold?: number;
-  /** Chunk size for chunked uploads. Default 8 MiB. */
+  /** Chunk size for chunked uploads. Default 16 MiB. */
   readonly chunkSize?: number;
   /** Manifests larger than this are refused (4 MiB, as oras-go and distribution 2.8). */
   readonly maxManifestBytes?: number;
@@ -166,7 +166,9 @@ export class RegistryClient {
     this.retryMaxMs = options.retryMaxMs ?? 3_000;
     this.timeoutMs = options.timeoutMs ?? 300_000;
     this.chunkThreshold = options.chunkThreshold ?? 16 * 1024 * 1024;
-    this.chunkSize = options.chunkSize ?? 8 * 1024 * 1024;
+    // 16 MiB chunks: measured on distribution 2.8 (test/bench/oci.bench.ts), each PATCH costs a
+    // round trip plus the registry's hash-state bookkeeping; 16 MiB was faster than 8 and 32.
+    this.chunkSize = options.chunkSize ?? 16 * 1024 * 1024;
     this.maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
     this.userAgent = options.userAgent ?? 'envext-oci';
     if (options.insecure === true || (options.caCerts !== undefined && options.caCerts.length > 0)) {

@@ -1,0 +1,290 @@
+/**
+ * Transport behaviour against the real registry: chunked uploads with Content-Range, HEAD skips,
+ * cross-repository mounts with the 202 fallback, redirects that must not carry Authorization to
+ * another host, TLS trust, token caching and expiry, OAuth2 identity tokens, tag listing.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFaultProxy, type FaultProxy } from '../test/fixtures/fault-proxy.js';
+import { startRegistry, type RegistryFixture } from '../test/fixtures/registry.js';
+import { makeWasmModule } from '../test/fixtures/wasm-module.js';
+import { Authenticator } from './auth.js';
+import { ModuleCache } from './cache.js';
+import { parseChallenges } from './challenge.js';
+import { staticCredentials } from './credentials.js';
+import { sha256Digest } from './digest.js';
+import { isOciError } from './errors.js';
+import { pullWasmModule } from './pull.js';
+import { pushWasmModule } from './push.js';
+import { RegistryClient } from './registry-client.js';
+
+const module = makeWasmModule(40_000, 'transport');
+
+describe('uploads (plain registry behind a recording proxy)', () => {
+  let reg: RegistryFixture;
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    reg = await startRegistry({ mode: 'plain', relativeUrls: true });
+    proxy = await startFaultProxy(reg.url);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await reg?.stop();
+  });
+
+  it('uploads above the threshold in PATCH chunks with Content-Range, then skips existing blobs', async () => {
+    const ranges: string[] = [];
+    proxy.setRule((r) => {
+      if (r.method === 'PATCH') ranges.push(String(r.headers['content-range']));
+      return undefined;
+    });
+    const client = new RegistryClient({ chunkThreshold: 10_000, chunkSize: 16_384 });
+    try {
+      const first = await pushWasmModule(`${proxy.host}/up/chunked:v1`, module, { client });
+      expect(first.blobs.map((b) => b.result)).toEqual(['uploaded', 'uploaded']);
+      expect(ranges).toEqual(['0-16383', '16384-32767', '32768-39999']);
+      const mark = proxy.log.length;
+      const again = await pushWasmModule(`${proxy.host}/up/chunked:v2`, module, { client });
+      expect(again.blobs.map((b) => b.result)).toEqual(['exists', 'exists']);
+      expect(proxy.log.slice(mark).filter((l) => /^(POST|PATCH|PUT) .*blobs/.test(l))).toEqual([]);
+      const pulled = await pullWasmModule(`${proxy.host}/up/chunked:v1`, { client });
+      expect(pulled.bytes.equals(module)).toBe(true);
+    } finally {
+      proxy.setRule(undefined);
+      await client.close();
+    }
+  });
+
+  it('mounts from another repository, and falls back to an upload on 202', async () => {
+    const client = new RegistryClient();
+    try {
+      await pushWasmModule(`${proxy.host}/up/source:v1`, module, { client });
+      const mounted = await pushWasmModule(`${proxy.host}/up/target:v1`, module, { client, mountFrom: 'up/source' });
+      expect(mounted.blobs.map((b) => b.result)).toEqual(['mounted', 'mounted']);
+      const other = makeWasmModule(5000, 'not-in-source');
+      const fallback = await pushWasmModule(`${proxy.host}/up/target2:v1`, other, { client, mountFrom: 'up/empty' });
+      expect(fallback.blobs.map((b) => b.result)).toEqual(['uploaded', 'uploaded']);
+      expect((await pullWasmModule(`${proxy.host}/up/target2:v1`, { client })).bytes.equals(other)).toBe(true);
+      expect(await client.listTags({ registry: proxy.host, repository: 'up/target' })).toEqual(['v1']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('cancels the upload session when the final PUT fails', async () => {
+    const deletes: string[] = [];
+    proxy.setRule((r) => {
+      if (r.method === 'DELETE') deletes.push(r.url);
+      if (r.method === 'PUT' && r.url.includes('/blobs/uploads/'))
+        return {
+          status: 400,
+          body: '{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}',
+        };
+      return undefined;
+    });
+    const client = new RegistryClient();
+    try {
+      const err = await pushWasmModule(`${proxy.host}/up/failing:v1`, makeWasmModule(3000, 'failing'), {
+        client,
+      }).catch((e: unknown) => e);
+      expect(isOciError(err, 'OCI_DIGEST_MISMATCH')).toBe(true);
+      expect(deletes.length).toBeGreaterThan(0);
+    } finally {
+      proxy.setRule(undefined);
+      await client.close();
+    }
+  });
+});
+
+describe('Bearer tokens (token registry)', () => {
+  let reg: RegistryFixture;
+  let proxy: FaultProxy;
+  let storage: Server;
+  let storageAuth: (string | undefined)[];
+  let storagePort: number;
+  const pusher = staticCredentials({ username: 'pusher', password: 'push-secret' });
+
+  beforeAll(async () => {
+    reg = await startRegistry({ mode: 'token', relativeUrls: true });
+    proxy = await startFaultProxy(reg.url);
+    storageAuth = [];
+    // "Cloud storage" on another port: serves the module and remembers what auth it was sent.
+    storage = createServer((req, res) => {
+      storageAuth.push(req.headers.authorization);
+      res.writeHead(200, { 'content-length': String(module.length) });
+      res.end(module);
+    });
+    await new Promise<void>((r) => storage.listen(0, '127.0.0.1', r));
+    storagePort = (storage.address() as AddressInfo).port;
+    await pushWasmModule(`${reg.host}/tok/f:v1`, module, { credentials: pusher });
+  });
+  afterAll(async () => {
+    await new Promise<void>((r) => storage.close(() => r()));
+    await proxy?.close();
+    await reg?.stop();
+  });
+
+  it('follows a blob redirect to another host without sending Authorization there', async () => {
+    const registryAuth: (string | undefined)[] = [];
+    proxy.setRule((r) => {
+      if (r.method === 'GET' && r.url.includes('/blobs/sha256:')) {
+        registryAuth.push(r.headers.authorization);
+        return { status: 307, headers: { location: `http://127.0.0.1:${storagePort}/bucket/${sha256Digest(module)}` } };
+      }
+      return undefined;
+    });
+    const client = new RegistryClient({ credentials: pusher });
+    try {
+      const m = await pullWasmModule(`${proxy.host}/tok/f:v1`, { client });
+      expect(m.bytes.equals(module)).toBe(true);
+      expect(registryAuth[0]).toMatch(/^Bearer /);
+      expect(storageAuth).toEqual([undefined]);
+    } finally {
+      proxy.setRule(undefined);
+      await client.close();
+    }
+  });
+
+  it('keeps Authorization on a same-host redirect', async () => {
+    let redirected = false;
+    const seen: (string | undefined)[] = [];
+    proxy.setRule((r) => {
+      if (r.method === 'GET' && r.url.includes('/blobs/sha256:') && !r.url.includes('moved=1')) {
+        redirected = true;
+        return { status: 302, headers: { location: `${r.url}?moved=1` } };
+      }
+      if (r.url.includes('moved=1')) seen.push(r.headers.authorization);
+      return undefined;
+    });
+    const client = new RegistryClient({ credentials: pusher });
+    try {
+      expect((await pullWasmModule(`${proxy.host}/tok/f:v1`, { client })).bytes.equals(module)).toBe(true);
+      expect(redirected).toBe(true);
+      expect(seen[0]).toMatch(/^Bearer /);
+    } finally {
+      proxy.setRule(undefined);
+      await client.close();
+    }
+  });
+
+  it('asks the token server once per scope set and reuses the token', async () => {
+    const client = new RegistryClient({ credentials: pusher });
+    try {
+      const before = reg.tokenServer?.requests.length ?? 0;
+      await pullWasmModule(`${reg.host}/tok/f:v1`, { client });
+      await pullWasmModule(`${reg.host}/tok/f:v1`, { client });
+      const asked = reg.tokenServer?.requests.slice(before) ?? [];
+      expect(asked.filter((r) => r.scopes.includes('repository:tok/f:pull'))).toHaveLength(1);
+      expect(asked.every((r) => r.user === 'pusher')).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('expires cached tokens by expires_in (fake clock)', async () => {
+    let now = 1_000_000;
+    const auth = new Authenticator(
+      pusher,
+      (url, init) => fetch(url, init),
+      () => now,
+    );
+    const res = await fetch(`${reg.url}/v2/`);
+    auth.learn(reg.host, parseChallenges(res.headers.get('www-authenticate') ?? ''));
+    const before = reg.tokenServer?.requests.length ?? 0;
+    const t1 = await auth.authorization(reg.host, ['repository:tok/f:pull']);
+    const t2 = await auth.authorization(reg.host, ['repository:tok/f:pull']);
+    expect(t2).toBe(t1);
+    now += 300_000; // the fixture issues 300 s tokens; a 5 s margin expires them early
+    await auth.authorization(reg.host, ['repository:tok/f:pull']);
+    expect((reg.tokenServer?.requests.length ?? 0) - before).toBe(2);
+  });
+
+  it('uses an identity token through the OAuth2 refresh_token grant', async () => {
+    const form = new URLSearchParams({
+      grant_type: 'password',
+      username: 'pusher',
+      password: 'push-secret',
+      service: 'envext-test-registry',
+      client_id: 'test',
+    });
+    const realm = reg.tokenServer?.realm ?? '';
+    const issued = (await (await fetch(realm, { method: 'POST', body: form })).json()) as { refresh_token: string };
+    const before = reg.tokenServer?.requests.length ?? 0;
+    const m = await pullWasmModule(`${reg.host}/tok/f:v1`, {
+      credentials: staticCredentials({ identityToken: issued.refresh_token }),
+    });
+    expect(m.bytes.equals(module)).toBe(true);
+    const asked = reg.tokenServer?.requests.slice(before) ?? [];
+    expect(asked.map((r) => [r.method, r.grantType, r.user])).toContainEqual(['POST', 'refresh_token', 'pusher']);
+  });
+
+  it('sends a registry token as it is', async () => {
+    const res = await fetch(`${reg.tokenServer?.realm ?? ''}?service=envext-test-registry&scope=repository:tok/f:pull`);
+    const { token } = (await res.json()) as { token: string };
+    const before = reg.tokenServer?.requests.length ?? 0;
+    const m = await pullWasmModule(`${reg.host}/tok/f:v1`, {
+      credentials: staticCredentials({ registryToken: token }),
+    });
+    expect(m.bytes.equals(module)).toBe(true);
+    expect(reg.tokenServer?.requests.length).toBe(before);
+  });
+
+  it('a token without pull stops at insufficient_scope and leaves the cache empty', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'envext-oci-scope-'));
+    try {
+      const before = reg.tokenServer?.requests.length ?? 0;
+      const err = await pullWasmModule(`${reg.host}/tok/f:v1`, {
+        credentials: staticCredentials({ username: 'outsider', password: 'out-secret' }),
+        cache: new ModuleCache(dir),
+      }).catch((e: unknown) => e);
+      expect(isOciError(err, 'OCI_INSUFFICIENT_SCOPE')).toBe(true);
+      expect((err as Error).message).toMatch(
+        /lacks repository:tok\/f:pull .*credentials from command-line credentials/,
+      );
+      // Asked once, then stopped: no loop of token requests.
+      expect((reg.tokenServer?.requests.length ?? 0) - before).toBe(1);
+      expect(
+        (await readdir(dir, { recursive: true })).filter(
+          (f) => !['blobs', 'blobs/sha256', 'manifests', 'refs', 'tmp'].includes(f),
+        ),
+      ).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('wrong password at the token server is a clear 401', async () => {
+    const err = await pullWasmModule(`${reg.host}/tok/f:v1`, {
+      credentials: staticCredentials({ username: 'pusher', password: 'bad' }, undefined),
+    }).catch((e: unknown) => e);
+    expect(isOciError(err, 'OCI_UNAUTHORIZED')).toBe(true);
+    expect((err as Error).message).toMatch(/token server .* rejected credentials from command-line credentials/);
+  });
+});
+
+describe('TLS (htpasswd registry with a self-signed certificate)', () => {
+  let reg: RegistryFixture;
+  beforeAll(async () => {
+    reg = await startRegistry({ mode: 'basic' });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('refuses an untrusted certificate with a hint, accepts it with the CA or --insecure', async () => {
+    const creds = staticCredentials({ username: 'pusher', password: 'push-secret' });
+    const err = await pushWasmModule(`${reg.host}/tls/f:v1`, module, { credentials: creds }).catch((e: unknown) => e);
+    expect(isOciError(err, 'OCI_TLS')).toBe(true);
+    expect((err as { hint: string }).hint).toMatch(/--ca-file.*--insecure/);
+    const pushed = await pushWasmModule(`${reg.host}/tls/f:v1`, module, {
+      credentials: creds,
+      caCerts: [reg.caPem ?? ''],
+    });
+    const pulled = await pullWasmModule(`${reg.host}/tls/f:v1`, { credentials: creds, insecure: true });
+    expect(pulled.manifestDigest).toBe(pushed.manifestDigest);
+  });
+});

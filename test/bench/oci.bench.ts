@@ -1,0 +1,155 @@
+// Push and pull of a 32 MiB Wasm module against the real local registry (distribution, plain
+// HTTP on 127.0.0.1), side by side with `skopeo copy` of the same-sized content in the same run,
+// plus a cached resolve of a pinned reference against a raw read of the cache record.
+// Every round pushes fresh content (a new seed) so no tool can skip blobs the registry has.
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import { ModuleCache } from '../../oci/cache.js';
+import { digestHex } from '../../oci/digest.js';
+import { buildImage } from '../../oci/layouts.js';
+import { pullWasmModule, resolveWasmModule } from '../../oci/pull.js';
+import { pushWasmModule } from '../../oci/push.js';
+import { RegistryClient } from '../../oci/registry-client.js';
+import { configureLogging } from '../../common/log.js';
+import { startRegistry } from '../fixtures/registry.js';
+import { makeWasmModule } from '../fixtures/wasm-module.js';
+import { report, round } from './lib.js';
+
+const run = promisify(execFile);
+const SIZE = 32 * 1024 * 1024;
+const ROUNDS = 3;
+
+configureLogging({ level: 'warn', format: 'text', sink: process.stderr });
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? 0;
+}
+
+/** The same image envext would push, as an OCI layout skopeo can copy from. */
+async function writeLayout(dir: string, module: Buffer): Promise<void> {
+  const built = buildImage(module, 'oci');
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  for (const b of built.blobs) await writeFile(join(dir, 'blobs', 'sha256', digestHex(b.digest)), b.data);
+  await writeFile(join(dir, 'blobs', 'sha256', digestHex(built.manifestDigest)), built.manifest);
+  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: built.manifestMediaType,
+          digest: built.manifestDigest,
+          size: built.manifest.length,
+          annotations: { 'org.opencontainers.image.ref.name': 'v1' },
+        },
+      ],
+    }),
+  );
+}
+
+const reg = await startRegistry({ mode: 'plain' });
+const work = await mkdtemp(join(tmpdir(), 'envext-oci-bench-'));
+try {
+  const client = new RegistryClient();
+  const envextPush: number[] = [];
+  const skopeoPush: number[] = [];
+  const envextPull: number[] = [];
+  const skopeoPull: number[] = [];
+  let lastRef = '';
+  for (let i = 0; i < ROUNDS; i++) {
+    // Fresh content for each tool and round; files on disk for both, as a user would have them.
+    const mine = join(work, `e${i}.wasm`);
+    await writeFile(mine, makeWasmModule(SIZE, `envext-${i}`));
+    const layout = join(work, `layout-${i}`);
+    await writeLayout(layout, makeWasmModule(SIZE, `skopeo-${i}`));
+
+    const ref = `${reg.host}/bench/envext:r${i}`;
+    envextPush.push(await time(async () => pushWasmModule(ref, await readFile(mine), { client })));
+    skopeoPush.push(
+      await time(() =>
+        run('skopeo', [
+          'copy',
+          '--dest-tls-verify=false',
+          `oci:${layout}:v1`,
+          `docker://${reg.host}/bench/skopeo:r${i}`,
+        ]),
+      ),
+    );
+
+    envextPull.push(
+      await time(async () => writeFile(join(work, `out-${i}.wasm`), (await pullWasmModule(ref, { client })).bytes)),
+    );
+    skopeoPull.push(
+      await time(() =>
+        run('skopeo', [
+          'copy',
+          '--src-tls-verify=false',
+          `docker://${reg.host}/bench/skopeo:r${i}`,
+          `oci:${join(work, `copy-${i}`)}:v1`,
+        ]),
+      ),
+    );
+    lastRef = ref;
+    await rm(layout, { recursive: true, force: true });
+    await rm(join(work, `copy-${i}`), { recursive: true, force: true });
+  }
+
+  // Cached resolve of a pinned reference: no registry call, two small file operations.
+  const cache = new ModuleCache(join(work, 'cache'));
+  const pinned = await resolveWasmModule(lastRef, { client, cache });
+  const pinnedRef = `${reg.host}/bench/envext@${pinned.manifestDigest}`;
+  const N = 500;
+  for (let i = 0; i < 50; i++) await resolveWasmModule(pinnedRef, { client, cache });
+  const resolveMs =
+    (await time(async () => {
+      for (let i = 0; i < N; i++) await resolveWasmModule(pinnedRef, { client, cache });
+    })) / N;
+  const recordFile = join(work, 'cache', 'manifests', `${digestHex(pinned.manifestDigest)}.json`);
+  const readMs =
+    (await time(async () => {
+      for (let i = 0; i < N; i++) JSON.parse(await readFile(recordFile, 'utf8'));
+    })) / N;
+  await client.close();
+
+  const mibPerS = (ms: number): number => round(SIZE / 1024 / 1024 / (ms / 1000), 1);
+  report('oci', {
+    moduleBytes: SIZE,
+    rounds: ROUNDS,
+    push: {
+      envextMs: round(median(envextPush), 1),
+      skopeoMs: round(median(skopeoPush), 1),
+      ratio: round(median(envextPush) / median(skopeoPush), 2),
+      envextMiBps: mibPerS(median(envextPush)),
+      target: '<= 1.0',
+    },
+    pull: {
+      envextMs: round(median(envextPull), 1),
+      skopeoMs: round(median(skopeoPull), 1),
+      ratio: round(median(envextPull) / median(skopeoPull), 2),
+      envextMiBps: mibPerS(median(envextPull)),
+      target: '<= 1.0',
+    },
+    cachedResolve: { ms: round(resolveMs, 3), baselineReadRecordMs: round(readMs, 3), target: '<= 5 ms' },
+    samples: {
+      envextPush: envextPush.map((x) => round(x, 1)),
+      skopeoPush: skopeoPush.map((x) => round(x, 1)),
+      envextPull: envextPull.map((x) => round(x, 1)),
+      skopeoPull: skopeoPull.map((x) => round(x, 1)),
+    },
+  });
+} finally {
+  await reg.stop();
+  await rm(work, { recursive: true, force: true });
+}
