@@ -261,7 +261,9 @@ function rdsNames(listener: ProtoObject): string[] {
   const anys: ProtoObject[] = [];
   const api = (listener.api_listener as ProtoObject | undefined)?.api_listener as ProtoObject | undefined;
   if (api) anys.push(api);
-  for (const chain of (listener.filter_chains as ProtoObject[] | undefined) ?? []) {
+  const chains = [...((listener.filter_chains as ProtoObject[] | undefined) ?? [])];
+  if (listener.default_filter_chain !== undefined) chains.push(listener.default_filter_chain as ProtoObject);
+  for (const chain of chains) {
     for (const f of (chain.filters as ProtoObject[] | undefined) ?? [])
       if (f.typed_config) anys.push(f.typed_config as ProtoObject);
   }
