@@ -77,3 +77,16 @@ export function exampleEntries(): { name: string; entry: string; outFile: string
       outFile: join(root, name, 'build', `${name}.wasm`),
     }));
 }
+
+/** The built module of example `name` (built on first use, then reused while sources are unchanged). */
+export async function exampleModule(name: string): Promise<Uint8Array> {
+  const ex = exampleEntries().find((e) => e.name === name);
+  if (ex === undefined) throw new Error(`no example ${name} under extensions/examples`);
+  return (await buildCached(ex.entry, { outFile: ex.outFile })).binary;
+}
+
+/** The built module of an SDK test filter, `extensions/sdk/testdata/<name>/assembly/index.ts`. */
+export async function sdkTestModule(name: string, options: Omit<BuildOptions, 'entry'> = {}): Promise<Uint8Array> {
+  const entry = join(packageRoot(), 'extensions', 'sdk', 'testdata', name, 'assembly', 'index.ts');
+  return (await buildCached(entry, options)).binary;
+}

@@ -32,6 +32,25 @@ import {
 /** @internal Pending HTTP/gRPC callouts by token. */
 export const callouts = new Map<u32, BaseContext>();
 
+/** @internal Set by dispatch.ts while a stream handles a callout answer (0 otherwise). */
+export let calloutRootId: u32 = 0;
+/** @internal */
+export let calloutStreamId: u32 = 0;
+
+/** @internal */
+export function setCalloutRedirect(rootId: u32, streamId: u32): void {
+  calloutRootId = rootId;
+  calloutStreamId = streamId;
+}
+
+function calloutReadBegin(): void {
+  if (calloutStreamId != 0) hc.setEffectiveContext(calloutRootId);
+}
+
+function calloutReadEnd(): void {
+  if (calloutStreamId != 0) hc.setEffectiveContext(calloutStreamId);
+}
+
 /** @internal */
 export function forgetCallout(token: u32): void {
   if (!callouts.has(token)) return;
@@ -141,35 +160,67 @@ export class BaseContext {
   /** The call or stream ended with `statusCode` (message via `getStatus()`). */
   onGrpcClose(token: u32, statusCode: u32): void {}
 
+  // Callout answers live on the root context (Envoy reads `rootContext()->http_call_response_`
+  // whatever the effective context). While a stream handles an answer, these readers point the
+  // host at the root for the read and back at the stream afterwards, so they work the same in
+  // Envoy and in hosts that resolve the answer on the effective context.
+
   /** Headers of the HTTP call answer; only inside `onHttpCallResponse`. */
   getHttpCallResponseHeaders(): Array<Header> {
-    return hc.getHeaderMapPairs(MapType.HttpCallResponseHeaders);
+    calloutReadBegin();
+    const v = hc.getHeaderMapPairs(MapType.HttpCallResponseHeaders);
+    calloutReadEnd();
+    return v;
   }
   getHttpCallResponseHeader(name: string): string | null {
-    return hc.getHeaderMapValue(MapType.HttpCallResponseHeaders, name);
+    calloutReadBegin();
+    const v = hc.getHeaderMapValue(MapType.HttpCallResponseHeaders, name);
+    calloutReadEnd();
+    return v;
   }
   getHttpCallResponseTrailers(): Array<Header> {
-    return hc.getHeaderMapPairs(MapType.HttpCallResponseTrailers);
+    calloutReadBegin();
+    const v = hc.getHeaderMapPairs(MapType.HttpCallResponseTrailers);
+    calloutReadEnd();
+    return v;
   }
   getHttpCallResponseBody(): ArrayBuffer | null {
-    return hc.getBufferBytes(BufferType.HttpCallResponseBody);
+    calloutReadBegin();
+    const v = hc.getBufferBytes(BufferType.HttpCallResponseBody);
+    calloutReadEnd();
+    return v;
   }
   getHttpCallResponseBodyString(): string | null {
-    return hc.getBufferString(BufferType.HttpCallResponseBody);
+    calloutReadBegin();
+    const v = hc.getBufferString(BufferType.HttpCallResponseBody);
+    calloutReadEnd();
+    return v;
   }
   /** The received gRPC message; only inside `onGrpcReceive`. */
   getGrpcReceiveBuffer(): ArrayBuffer | null {
-    return hc.getBufferBytes(BufferType.GrpcReceiveBuffer);
+    calloutReadBegin();
+    const v = hc.getBufferBytes(BufferType.GrpcReceiveBuffer);
+    calloutReadEnd();
+    return v;
   }
   getGrpcInitialMetadata(): Array<Header> {
-    return hc.getHeaderMapPairs(MapType.GrpcReceiveInitialMetadata);
+    calloutReadBegin();
+    const v = hc.getHeaderMapPairs(MapType.GrpcReceiveInitialMetadata);
+    calloutReadEnd();
+    return v;
   }
   getGrpcTrailingMetadata(): Array<Header> {
-    return hc.getHeaderMapPairs(MapType.GrpcReceiveTrailingMetadata);
+    calloutReadBegin();
+    const v = hc.getHeaderMapPairs(MapType.GrpcReceiveTrailingMetadata);
+    calloutReadEnd();
+    return v;
   }
   /** Status of the last HTTP call / gRPC close; only inside their callbacks. */
   getStatus(): CallStatus {
-    return hc.getStatus();
+    calloutReadBegin();
+    const v = hc.getStatus();
+    calloutReadEnd();
+    return v;
   }
 
   /** The host is done with this context. Stream contexts: result ignored. Roots: see RootContext. */

@@ -21,6 +21,7 @@ import {
   callouts,
   forgetCallout,
   rootRegistrations,
+  setCalloutRedirect,
 } from './context';
 import {
   FilterDataStatus,
@@ -318,7 +319,10 @@ function calloutTarget(rootContextId: u32, token: u32, finished: bool): BaseCont
     // A call made through hostcalls directly: the root that received the answer handles it.
     owner = root(rootContextId);
   }
-  if (owner != null && owner.contextId != rootContextId) hc.setEffectiveContext(owner.contextId);
+  if (owner != null && owner.contextId != rootContextId) {
+    hc.setEffectiveContext(owner.contextId);
+    setCalloutRedirect(rootContextId, owner.contextId);
+  }
   return owner;
 }
 
@@ -331,29 +335,36 @@ export function proxy_on_http_call_response(
 ): void {
   const owner = calloutTarget(rootContextId, token, true);
   if (owner != null) owner.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
+  setCalloutRedirect(0, 0);
   quiescent();
 }
 
 export function proxy_on_grpc_receive_initial_metadata(rootContextId: u32, token: u32, numElements: u32): void {
   const owner = calloutTarget(rootContextId, token, false);
   if (owner != null) owner.onGrpcReceiveInitialMetadata(token, numElements);
+  setCalloutRedirect(0, 0);
   quiescent();
 }
 
 export function proxy_on_grpc_receive(rootContextId: u32, token: u32, messageSize: usize): void {
-  const owner = calloutTarget(rootContextId, token, false);
+  // A unary call ends with its one message (Envoy sends no close after a successful call);
+  // Envoy's tokens carry the kind in the low two bits: 1 = unary call, 2 = stream.
+  const owner = calloutTarget(rootContextId, token, (token & 3) == 1);
   if (owner != null) owner.onGrpcReceive(token, messageSize);
+  setCalloutRedirect(0, 0);
   quiescent();
 }
 
 export function proxy_on_grpc_receive_trailing_metadata(rootContextId: u32, token: u32, numElements: u32): void {
   const owner = calloutTarget(rootContextId, token, false);
   if (owner != null) owner.onGrpcReceiveTrailingMetadata(token, numElements);
+  setCalloutRedirect(0, 0);
   quiescent();
 }
 
 export function proxy_on_grpc_close(rootContextId: u32, token: u32, statusCode: u32): void {
   const owner = calloutTarget(rootContextId, token, true);
   if (owner != null) owner.onGrpcClose(token, statusCode);
+  setCalloutRedirect(0, 0);
   quiescent();
 }

@@ -6,8 +6,8 @@
 //     "timeout_ms": 200,
 //     "fail_open": false }         // when the call fails: continue (true) or 503 (false)
 // Flow: onRequestHeaders sends CheckRequest{method, path, authority} and holds the request;
-// onGrpcReceive decodes CheckResponse{allow, reason}; onGrpcClose continues the request or
-// answers 403 (denied) / 503 (service failed, unless fail_open).
+// onGrpcReceive decodes CheckResponse{allow, reason} and continues the request or answers 403;
+// onGrpcClose (only called when the call failed) answers 503 unless fail_open.
 import {
   FilterHeadersStatus,
   GrpcStatus,
@@ -131,8 +131,6 @@ class GrpcCalloutRoot extends RootContext {
 }
 
 class GrpcCalloutFilter extends HttpContext {
-  decision: CheckResponse | null = null;
-
   reply(status: u32, message: string): void {
     const headers = new Array<Header>();
     headers.push(new Header('content-type', 'application/json'));
@@ -163,24 +161,28 @@ class GrpcCalloutFilter extends HttpContext {
     return FilterHeadersStatus.StopAllIterationAndWatermark;
   }
 
+  /** A unary call that succeeds delivers exactly one message and no close. */
   onGrpcReceive(token: u32, messageSize: usize): void {
     const msg = this.getGrpcReceiveBuffer();
-    this.decision = msg == null ? null : decodeCheckResponse(msg);
-  }
-
-  onGrpcClose(token: u32, statusCode: u32): void {
-    const cfg = changetype<GrpcCalloutRoot>(this.root);
-    const d = this.decision;
-    if (statusCode != GrpcStatus.Ok || d == null) {
-      logWarn(
-        'grpc-callout: decision call ended with grpc-status ' + decimal(statusCode) + ' ' + this.getStatus().message,
-      );
-      if (cfg.failOpen) this.continueRequest();
-      else this.reply(503, 'decision service unavailable');
+    let d: CheckResponse | null = null;
+    if (msg != null) d = decodeCheckResponse(msg);
+    if (d == null) {
+      this.failed('an answer that is not a CheckResponse');
       return;
     }
     if (d.allow) this.continueRequest();
     else this.reply(403, d.reason.length > 0 ? d.reason : 'denied');
+  }
+
+  /** Only reached when the call failed (error status, timeout, reset). */
+  onGrpcClose(token: u32, statusCode: u32): void {
+    this.failed('grpc-status ' + decimal(statusCode) + ' ' + this.getStatus().message);
+  }
+
+  failed(why: string): void {
+    logWarn('grpc-callout: decision call failed: ' + why);
+    if (changetype<GrpcCalloutRoot>(this.root).failOpen) this.continueRequest();
+    else this.reply(503, 'decision service unavailable');
   }
 }
 
