@@ -15,7 +15,7 @@ import { EnvextError, UsageError } from '../common/errors.js';
 import { EG_CONTROLLER_NAME } from './api/types.js';
 import { wasmModuleRequests } from './gatewayapi/envoy-extension-policy.js';
 import { FetchWasmResolver, type OciPull } from './gatewayapi/fetch-resolver.js';
-import type { ResourceStatus } from './gatewayapi/status.js';
+import { statusDocument } from './gatewayapi/status-document.js';
 import { translateGatewayApi, type TranslateResult } from './gatewayapi/translate.js';
 import { DeterministicWasmResolver, resolveWasmModules, type WasmModuleResolver } from './gatewayapi/wasm-modules.js';
 import { loadFiles, parseYaml, snapshotFromObjects, yamlFiles, type SourcedObject } from './provider/file/load.js';
@@ -24,56 +24,6 @@ import { renderXds } from './xds/translator/render.js';
 import { XDS_TYPES, XDS_TYPE_NAMES, translateXds } from './xds/translator/translate.js';
 
 export const DEFAULT_SERVING_BASE = 'https://envoy-gateway.envoy-gateway-system.svc.cluster.local:18002';
-
-/** Bundle keys the status output uses, per kind (Envoy Gateway's golden-file format). */
-const OUTPUT_KEYS: readonly [string, string][] = [
-  ['GatewayClass', 'gatewayClasses'],
-  ['Gateway', 'gateways'],
-  ['HTTPRoute', 'httpRoutes'],
-  ['GRPCRoute', 'grpcRoutes'],
-  ['EnvoyExtensionPolicy', 'envoyExtensionPolicies'],
-  ['Backend', 'backends'],
-];
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function statusKey(kind: string, ns: string | undefined, name: string): string {
-  return `${kind}/${ns ?? ''}/${name}`;
-}
-
-/**
- * The input resources of our kinds with their computed `status`, grouped like Envoy Gateway's
- * golden output (`gateways:`, `httpRoutes:`, `envoyExtensionPolicies:` …), plus a `problems`
- * list for resources that could not be used.
- */
-export function statusDocument(snapshot: ResourceSnapshot, result: TranslateResult): Record<string, unknown> {
-  const byKey = new Map<string, ResourceStatus>();
-  for (const s of result.statuses) byKey.set(statusKey(s.kind, 'namespace' in s ? s.namespace : undefined, s.name), s);
-  const out: Record<string, unknown> = {};
-  for (const [kind, key] of OUTPUT_KEYS) {
-    const list: unknown[] = [];
-    const map = snapshot.resources[kind as 'Gateway'];
-    for (const k of [...map.keys()].sort()) {
-      const r = map.get(k);
-      if (r === undefined) continue;
-      const s = byKey.get(statusKey(kind, r.metadata.namespace, r.metadata.name));
-      const { status: _old, ...rest } = r as typeof r & { status?: unknown };
-      list.push(s === undefined ? rest : { ...rest, status: s.status });
-    }
-    if (list.length > 0) out[key] = list;
-  }
-  if (result.rejected.length > 0) {
-    out['problems'] = result.rejected.map((r) => ({
-      resource: `${r.kind === '' ? '<unknown kind>' : r.kind} ${r.namespace === '' ? '' : `${r.namespace}/`}${r.name}`,
-      source: r.source,
-      ...(r.unsupported ? { unsupported: true } : {}),
-      messages: r.problems.map((p) => (p.field === '' ? p.message : `${p.field}: ${p.message}`)),
-    }));
-  }
-  return out;
-}
 
 /** Envoy resources per Gateway, per type, in Envoy's JSON form. */
 export function xdsDocument(result: TranslateResult): Record<string, unknown> {
@@ -232,11 +182,3 @@ export const translateCommand: Command = {
     return 0;
   },
 };
-
-/** For callers that want to feed objects without files. */
-export function objectsOf(values: readonly unknown[], source = 'input'): SourcedObject[] {
-  return values.map((value, i) => ({ value, source: `${source}#${i}` }));
-}
-
-/** True when `v` is a mapping (exported for tests of the output shape). */
-export { isRecord as isMapping };

@@ -48,6 +48,19 @@ export interface BackendRefContext {
   readonly from: { readonly group: string; readonly kind: string; readonly namespace: string };
 }
 
+/** Why a resource of this identity was rejected by validation, or undefined if it was not. */
+export function rejectedReason(
+  snapshot: ResourceSnapshot,
+  kind: string,
+  namespace: string,
+  name: string,
+): string | undefined {
+  const r = snapshot.rejected.find((x) => x.kind === kind && x.namespace === namespace && x.name === name);
+  return r === undefined
+    ? undefined
+    : r.problems.map((p) => (p.field === '' ? p.message : `${p.field}: ${p.message}`)).join('; ');
+}
+
 /** Endpoints of a Service port, from its EndpointSlices (ready endpoints only). */
 function serviceEndpoints(snapshot: ResourceSnapshot, service: Service, port: number): Endpoint[] {
   const sp = service.spec.ports?.find((p) => p.port === port);
@@ -195,8 +208,14 @@ function resolveRef(
   };
   if (ref.kind === 'Service') {
     const svc = getResource(snapshot, 'Service', ref.ns, ref.name);
-    if (svc === undefined)
-      return { ok: false, reason: 'BackendNotFound', message: `service ${ref.ns}/${ref.name} not found` };
+    if (svc === undefined) {
+      const why = rejectedReason(snapshot, 'Service', ref.ns, ref.name);
+      const message =
+        why === undefined
+          ? `service ${ref.ns}/${ref.name} not found`
+          : `service ${ref.ns}/${ref.name} is invalid: ${why}`;
+      return { ok: false, reason: 'BackendNotFound', message };
+    }
     const port = ref.port ?? 0;
     const sp = svc.spec.ports?.find((p) => p.port === port && (p.protocol ?? 'TCP') === 'TCP');
     if (sp === undefined)
@@ -231,8 +250,14 @@ function resolveRef(
     };
   }
   const backend = getResource(snapshot, 'Backend', ref.ns, ref.name);
-  if (backend === undefined)
-    return { ok: false, reason: 'BackendNotFound', message: `backend ${ref.ns}/${ref.name} not found` };
+  if (backend === undefined) {
+    const why = rejectedReason(snapshot, 'Backend', ref.ns, ref.name);
+    const message =
+      why === undefined
+        ? `backend ${ref.ns}/${ref.name} not found`
+        : `backend ${ref.ns}/${ref.name} is invalid: ${why}`;
+    return { ok: false, reason: 'BackendNotFound', message };
+  }
   if (!referenceAllowed(snapshot, ctx.from, { group: EG_GROUP, kind: 'Backend', namespace: ref.ns, name: ref.name })) {
     return {
       ok: false,

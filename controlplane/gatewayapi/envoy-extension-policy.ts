@@ -313,8 +313,7 @@ export function translatePolicyExtensions(ctx: TranslationContext, policy: Envoy
   const errors: string[] = [];
   if (wasmErrors.length > 0) errors.push(`Wasm: ${wasmErrors.join('\n')}`);
   const lua = policy.spec.lua ?? [];
-  if (lua.length > 0)
-    errors.push(`Lua: Lua extensions are not supported by envext yet (spec.lua has ${lua.length} entries)`);
+  if (lua.length > 0) errors.push('Lua: Lua extensions (spec.lua) are not supported by envext yet');
   if (extErrors.length > 0) errors.push(`ExtProc: ${extErrors.join('\n')}`);
   const dm = policy.spec.dynamicModule ?? [];
   if (dm.length > 0)
