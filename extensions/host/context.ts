@@ -15,6 +15,9 @@
 import type { HeaderMap, HeaderPair } from './pairs.js';
 import type { PropertyValue } from './properties.js';
 
+/** Shared empty buffer: contexts start with it and replace (never mutate) their buffers. */
+const EMPTY = new Uint8Array(0);
+
 export type ContextKind = 'vm' | 'root' | 'http' | 'tcp';
 
 /** A plugin as configured on a root context (Envoy `PluginConfig`). */
@@ -84,8 +87,8 @@ export class Context {
   responseHeaders: HeaderMap | undefined;
   responseTrailers: HeaderMap | undefined;
   /** The request/response body buffer the guest sees (accumulates while buffering). */
-  requestBody: Uint8Array = new Uint8Array(0);
-  responseBody: Uint8Array = new Uint8Array(0);
+  requestBody: Uint8Array = EMPTY;
+  responseBody: Uint8Array = EMPTY;
   /** Access windows (reference §2.6): may the guest read/write this map or buffer now? */
   requestHeadersOpen = false;
   responseHeadersOpen = false;
@@ -101,16 +104,16 @@ export class Context {
   localResponse: LocalResponse | undefined;
   /** Stream reset by `proxy_close_stream` (`wasm_close_stream`) or closed connection. */
   closed: string | undefined;
-  /** `proxy_set_property` values (filter state `wasm.<path>`), keyed by the NUL-joined path. */
-  readonly filterState = new Map<string, Uint8Array>();
+  /** `proxy_set_property` values (filter state `wasm.<path>`), keyed by the NUL-joined path; created on first use. */
+  filterState: Map<string, Uint8Array> | undefined;
   /** Attributes supplied by the embedder for this stream (request.*, source.*, …). */
   attributes: Readonly<Record<string, PropertyValue | undefined>> | undefined;
   /** The VM had failed when (or while) this stream ran: the filter answers per failure policy. */
   streamFailed = false;
 
   // ---- TCP streams ----
-  downstreamData: Uint8Array = new Uint8Array(0);
-  upstreamData: Uint8Array = new Uint8Array(0);
+  downstreamData: Uint8Array = EMPTY;
+  upstreamData: Uint8Array = EMPTY;
   downstreamOpen = false;
   upstreamOpen = false;
 
@@ -132,5 +135,6 @@ export class Context {
     this.localResponse = undefined;
     this.closed = undefined;
     this.attributes = undefined;
+    this.filterState = undefined;
   }
 }

@@ -93,6 +93,12 @@ export interface EmulatorOptions {
   readonly shared?: SharedState;
   /** Also write guest logs to this logger (as `wasm log <root_id> <vm_id>: msg`). */
   readonly logger?: Logger;
+  /** Record every guest callback for `callTrace()` (default true; benchmarks turn it off). */
+  readonly recordCalls?: boolean;
+  /** Keep at most this many log entries (oldest dropped first). Default 100000. */
+  readonly maxLogEntries?: number;
+  /** Keep inspection state of at most this many completed streams. Default 1000. */
+  readonly keepCompletedStreams?: number;
 }
 
 /** One stream callback's translated result, for `httpStreamActions` and `envext wasm run`. */
@@ -224,6 +230,22 @@ export class HostEmulator {
     this.shared = opts.shared ?? new SharedState();
     this.properties = { ...(opts.properties ?? {}) };
     for (const [k, f] of Object.entries(opts.foreignFunctions ?? {})) this.foreign.set(k, f);
+    this.recordCalls = opts.recordCalls ?? true;
+  }
+
+  /** Forgets the oldest completed streams beyond `keepCompletedStreams` (a FIFO with a head index). */
+  private retire(id: number): void {
+    const keep = this.opts.keepCompletedStreams ?? 1000;
+    if (keep === 0) {
+      this.streams.delete(id);
+      return;
+    }
+    this.completed.push(id);
+    if (this.completed.length - this.completedHead > keep) this.streams.delete(this.completed[this.completedHead++]!);
+    if (this.completedHead > 4096) {
+      this.completed.splice(0, this.completedHead);
+      this.completedHead = 0;
+    }
   }
 
   /**
@@ -291,6 +313,7 @@ export class HostEmulator {
 
   private record(e: LogEntry): void {
     this.entries.push(e);
+    if (this.entries.length > (this.opts.maxLogEntries ?? 100_000)) this.entries.splice(0, this.entries.length >> 1);
     const logger = this.opts.logger;
     if (logger === undefined) return;
     const level = e.level === 'trace' ? 'debug' : e.level === 'critical' ? 'error' : e.level;
@@ -303,6 +326,10 @@ export class HostEmulator {
     this.trace.push({ callback: name, contextId: ctx.id });
   }
 
+  private readonly recordCalls: boolean;
+  private readonly completed: number[] = [];
+  private completedHead = 0;
+
   private call(
     vm: WasmVm,
     name: string,
@@ -314,7 +341,7 @@ export class HostEmulator {
     d = 0,
     e = 0,
   ): number {
-    if (fn !== undefined && !vm.failed) this.traced(name, ctx);
+    if (this.recordCalls && fn !== undefined && !vm.failed) this.traced(name, ctx);
     return vm.call(name, ctx, fn, a, b, c, d, e);
   }
 
@@ -725,6 +752,7 @@ export class HostEmulator {
       this.call(vm, 'proxy_on_delete', ctx, vm.fnDelete, id);
     }
     vm.removeContext(ctx);
+    this.retire(id);
   }
 
   // ---------------------------------------------------------------- deferred stream effects
@@ -914,6 +942,7 @@ export class HostEmulator {
       this.call(vm, 'proxy_on_delete', ctx, vm.fnDelete, id);
     }
     vm.removeContext(ctx);
+    this.retire(id);
   }
 
   // ================================================================ timers and callouts

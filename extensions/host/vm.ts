@@ -311,7 +311,28 @@ export class WasmVm {
     this.current = ctx;
     this.depth++;
     try {
-      const r = fn(a, b, c, d, e);
+      // Call with the export's exact arity: V8's fast JS→Wasm wrapper needs matching argument
+      // counts (a mismatch falls back to a generic path several times slower).
+      let r: unknown;
+      switch ((fn as { length: number }).length) {
+        case 1:
+          r = fn(a);
+          break;
+        case 2:
+          r = fn(a, b);
+          break;
+        case 3:
+          r = fn(a, b, c);
+          break;
+        case 0:
+          r = fn();
+          break;
+        case 4:
+          r = fn(a, b, c, d);
+          break;
+        default:
+          r = fn(a, b, c, d, e);
+      }
       return typeof r === 'number' ? r >>> 0 : 0;
     } catch (err) {
       this.markFailed(name, err);
@@ -583,7 +604,7 @@ export class WasmVm {
       if (v !== undefined) return v;
     }
     // Unknown names fall back to filter state `wasm.<path>` (set by proxy_set_property).
-    return ctx.filterState.get(segments.join('\0'));
+    return ctx.filterState?.get(segments.join('\0'));
   }
 
   /** Request/response attributes derived from the stream's current headers. */
@@ -1083,7 +1104,7 @@ export class WasmVm {
         const value = vm.bytes(vPtr, vSize);
         if (path === undefined || value === undefined) return R.InvalidMemoryAccess;
         if (ctx.kind !== 'http' && ctx.kind !== 'tcp') return R.NotFound;
-        ctx.filterState.set(path, Uint8Array.from(value));
+        (ctx.filterState ??= new Map()).set(path, Uint8Array.from(value));
         return R.Ok;
       },
       proxy_set_effective_context(id: number): number {
