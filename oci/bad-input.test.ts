@@ -25,7 +25,7 @@ const module = makeWasmModule(40_000, 'bad-input');
 
 async function listAll(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const sub of ['blobs/sha256', 'manifests', 'refs', 'tmp']) {
+  for (const sub of ['blobs/sha256', 'manifests', 'refs', 'tmp', 'locks']) {
     try {
       for (const f of await readdir(join(dir, sub))) out.push(`${sub}/${f}`);
     } catch {

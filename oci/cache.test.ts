@@ -2,8 +2,8 @@
  * The module cache and pull policies against the real registry, with a pass-through proxy that
  * counts requests (so "no registry call" is measured, not assumed).
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../test/fixtures/fault-proxy.js';
@@ -62,6 +62,26 @@ describe('module cache and pull policies', () => {
     expect(requests(mark)).toEqual([]);
   });
 
+  it('verifyAccess: a cache hit still checks the caller may read the image', async () => {
+    const cache = new ModuleCache(await mkdtemp(join(work, 'c-')));
+    await pullWasmModule(`${proxy.host}/c/f:v1`, { client, cache });
+    const mark = proxy.log.length;
+    const ok = await resolveWasmModule(`${proxy.host}/c/f:v1`, { client, cache, verifyAccess: true });
+    expect(ok).toMatchObject({ manifestDigest: d1, fromCache: false });
+    expect(requests(mark)).toEqual([`HEAD /v2/c/f/manifests/${d1}`]);
+    proxy.setRule((r) =>
+      r.method === 'HEAD' ? { status: 403, body: '{"errors":[{"code":"DENIED","message":"no"}]}' } : undefined,
+    );
+    try {
+      const err = await resolveWasmModule(`${proxy.host}/c/f:v1`, { client, cache, verifyAccess: true }).catch(
+        (e: unknown) => e,
+      );
+      expect(isOciError(err, 'OCI_DENIED')).toBe(true);
+    } finally {
+      proxy.setRule(undefined);
+    }
+  });
+
   it('Always: one HEAD when the tag did not move, a download when it did', async () => {
     const cache = new ModuleCache(await mkdtemp(join(work, 'c-')));
     await pushWasmModule(`${reg.host}/c/moving:v1`, v1, { client });
@@ -99,14 +119,51 @@ describe('module cache and pull policies', () => {
     expect(requests(mark).filter((l) => l.startsWith('GET') && l.includes('/blobs/'))).toHaveLength(1);
   });
 
-  it('two caches on one directory (two processes) pull concurrently and leave no temp files', async () => {
+  it('two caches on one directory (as two processes would) download once through the lock file', async () => {
     const dir = await mkdtemp(join(work, 'c-'));
+    const mark = proxy.log.length;
     const [a, b] = await Promise.all([
       pullWasmModule(`${proxy.host}/c/f:v1`, { client, cache: new ModuleCache(dir) }),
       pullWasmModule(`${proxy.host}/c/f:v1`, { client, cache: new ModuleCache(dir) }),
     ]);
     expect(a.path).toBe(b.path);
+    expect(a.bytes.equals(v1) && b.bytes.equals(v1)).toBe(true);
+    expect(requests(mark).filter((l) => l.startsWith('GET') && l.includes('/blobs/'))).toHaveLength(1);
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    expect(await readdir(join(dir, 'locks'))).toEqual([]);
+  });
+
+  it('takes over a lock whose holder is gone', async () => {
+    const dir = await mkdtemp(join(work, 'c-'));
+    const cache = new ModuleCache(dir);
+    await mkdir(join(dir, 'locks'), { recursive: true });
+    // A pid that cannot exist on Linux (above pid_max), on this host.
+    await writeFile(join(dir, 'locks', `${d1.slice(7)}.lock`), `4194305 ${hostname()}\n`);
+    const m = await pullWasmModule(`${proxy.host}/c/f@${d1}`, { client, cache });
+    expect(m.bytes.equals(v1)).toBe(true);
+    expect(await readdir(join(dir, 'locks'))).toEqual([]);
+  });
+
+  it('waits for a live holder, then gives up with OCI_CACHE_LOCKED', async () => {
+    const dir = await mkdtemp(join(work, 'c-'));
+    const cache = new ModuleCache(dir);
+    let release = (): void => undefined;
+    let holding = (): void => undefined;
+    const held = new Promise<void>((r) => (holding = r));
+    const hold = cache.withLock(d1, () => {
+      holding();
+      return new Promise<void>((r) => (release = r));
+    });
+    await held;
+    let entered = false;
+    const err = await cache
+      .withLock(d1, () => Promise.resolve((entered = true)), { timeoutMs: 100, pollMs: 10 })
+      .catch((e: unknown) => e);
+    expect(isOciError(err, 'OCI_CACHE_LOCKED')).toBe(true);
+    expect(entered).toBe(false);
+    release();
+    await hold;
+    expect(await cache.withLock(d1, () => Promise.resolve('free'))).toBe('free');
   });
 
   it('evicts the least recently used module above the size cap', async () => {

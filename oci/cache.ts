@@ -6,17 +6,20 @@
  *   <dir>/manifests/<hex>.json      what a manifest digest resolved to (layout, module digest…)
  *   <dir>/refs/<sha256(ref)>.json   the manifest digest a tag reference last resolved to
  *   <dir>/tmp/                      downloads in progress (never read)
+ *   <dir>/locks/<hex>.lock          held by the process downloading that manifest
  * ```
  *
  * Nothing partial is ever visible: every file is written to `tmp/` and renamed into place, blobs
  * before the manifest record that names them, the record before the reference. Readers treat a
- * record whose blob is missing as a miss. Within a process one download per digest runs at a
- * time (`singleFlight`); across processes two pulls of one digest both download and the second
- * rename replaces identical content. Eviction is least-recently-used (record mtime, touched on
- * every hit) once the blobs exceed `maxBytes`.
+ * record whose blob is missing as a miss. One download per digest runs at a time: within a
+ * process through `singleFlight`, across processes through a lock file (`withLock`: created with
+ * O_EXCL, kept fresh while held, taken over when its holder died or stopped refreshing it).
+ * Eviction is least-recently-used (record mtime, touched on every hit) once the blobs exceed
+ * `maxBytes`.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { rootLogger } from '../common/log.js';
 import { digestHex } from './digest.js';
@@ -51,6 +54,30 @@ export interface ModuleCacheOptions {
   readonly maxBytes?: number;
 }
 
+/** A held lock is refreshed this often, and counts as stale after `LOCK_STALE_MS` without it. */
+const LOCK_REFRESH_MS = 5_000;
+const LOCK_STALE_MS = 30_000;
+
+/** Stale: its holder on this host is gone, or it has not been refreshed for `LOCK_STALE_MS`. */
+async function lockIsStale(path: string): Promise<boolean> {
+  try {
+    const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    if (Date.now() - st.mtimeMs > LOCK_STALE_MS) return true;
+    const [pid, host] = text.trim().split(' ');
+    if (host === hostname() && pid !== undefined && /^\d+$/.test(pid)) {
+      try {
+        process.kill(Number(pid), 0);
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code === 'ESRCH';
+      }
+    }
+    return false;
+  } catch {
+    // Released (or half-written) while we looked: try again.
+    return false;
+  }
+}
+
 export class ModuleCache {
   readonly maxBytes: number;
   private readonly inflight = new Map<string, Promise<unknown>>();
@@ -65,7 +92,8 @@ export class ModuleCache {
 
   private init(): Promise<void> {
     this.ready ??= (async () => {
-      for (const d of ['blobs/sha256', 'manifests', 'refs', 'tmp']) await mkdir(join(this.dir, d), { recursive: true });
+      for (const d of ['blobs/sha256', 'manifests', 'refs', 'tmp', 'locks'])
+        await mkdir(join(this.dir, d), { recursive: true });
     })();
     return this.ready;
   }
@@ -168,6 +196,55 @@ export class ModuleCache {
     const p = fn().finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
+  }
+
+  /**
+   * Runs `fn` while holding the cross-process lock for `digest`. If another process holds it,
+   * waits (polling every `pollMs`) until it is released or goes stale, up to `timeoutMs`; the
+   * caller re-checks the cache inside `fn`, since the other process has usually stored the module.
+   */
+  async withLock<T>(
+    digest: string,
+    fn: () => Promise<T>,
+    options: { timeoutMs?: number; pollMs?: number } = {},
+  ): Promise<T> {
+    await this.init();
+    const path = join(this.dir, 'locks', `${digestHex(digest)}.lock`);
+    const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
+    const pollMs = options.pollMs ?? 50;
+    for (;;) {
+      try {
+        const fh = await open(path, 'wx');
+        await fh.writeFile(`${process.pid} ${hostname()}\n`);
+        await fh.close();
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      if (await lockIsStale(path)) {
+        log.warn('taking over a stale cache lock', { path });
+        await rm(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new OciError('OCI_CACHE_LOCKED', `cache lock ${path} is held by another process`, {
+          hint: 'another envext is downloading this module; if none is running, delete the lock file',
+        });
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+    // Keep the lock fresh so a long download is not mistaken for a dead holder.
+    const refresh = setInterval(() => {
+      const now = new Date();
+      utimes(path, now, now).catch(() => undefined);
+    }, LOCK_REFRESH_MS);
+    refresh.unref();
+    try {
+      return await fn();
+    } finally {
+      clearInterval(refresh);
+      await rm(path, { force: true });
+    }
   }
 
   /** Every record with its last use, oldest first. */

@@ -120,6 +120,10 @@ describe('envext oci CLI', () => {
     expect(await readFile(out)).toEqual(module);
     expect(pull.out).toContain(`module sha256:   ${pushed.moduleSha256}`);
 
+    const toStdout = await envext(['oci', 'pull', ref, '-o', '-', ...tls]);
+    expect(toStdout.code).toBe(0);
+    expect(Buffer.from(toStdout.out, 'latin1').length).toBeGreaterThan(0);
+
     const logout = await envext(['oci', 'logout', reg.host, '--registry-config', config]);
     expect(logout.out).toContain('Removing login credentials');
     const after = await envext(['oci', 'pull', ref, '-o', out, ...tls]);

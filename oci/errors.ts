@@ -27,7 +27,7 @@ export const OCI_ERROR_CODES = [
   'OCI_TLS',
   'OCI_CONNECTION',
   'OCI_CREDENTIALS',
-  'OCI_CACHE_MISS',
+  'OCI_CACHE_LOCKED',
 ] as const;
 export type OciErrorCode = (typeof OCI_ERROR_CODES)[number];
 

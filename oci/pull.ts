@@ -62,6 +62,12 @@ export interface PullOptions extends RegistryConnectionOptions {
    * A pinned reference is answered from the cache without a registry call.
    */
   readonly expectedManifestDigest?: string;
+  /**
+   * On a cache hit, still prove that these credentials may read the image: one `HEAD` of the
+   * manifest by digest (Envoy Gateway's permission check for private images). Without it a
+   * module cached for one pull secret is served to any caller that names it.
+   */
+  readonly verifyAccess?: boolean;
   /** Module size cap (and cap of the layer download). Default 256 MiB. */
   readonly maxBytes?: number;
   readonly onProgress?: ProgressFn;
@@ -195,8 +201,9 @@ async function pull(
     if (digest !== undefined) {
       const hit = await cache.lookupDigest(digest);
       if (hit !== undefined) {
+        if (opts.verifyAccess === true) await verifyAccess(opts, ref, digest, canonical);
         if (log.isEnabled('debug')) log.debug('module cache hit', { reference: canonical, manifestDigest: digest });
-        return { resolved: fromCached(canonical, hit, true) };
+        return { resolved: fromCached(canonical, hit, opts.verifyAccess !== true) };
       }
     }
   }
@@ -230,28 +237,37 @@ async function pull(
         if (ref.digest === undefined) await cache.setReference(canonical, manifest.digest);
         return { resolved: fromCached(canonical, hit, false) };
       }
-      const stored = await cache.singleFlight(manifest.digest, async () => {
-        const { image, module } = await fetchModule(client, ref, manifest, withProgress(opts));
-        const record = {
-          repository: repositoryName(ref),
-          manifestDigest: manifest.digest,
-          manifestMediaType: manifest.mediaType,
-          layout: image.layout,
-          // Raw layouts: the layer digest, verified while downloading, is the module's sha256.
-          moduleDigest: image.moduleDigest ?? sha256Digest(module),
-          size: module.length,
-        };
-        return {
-          cached: await cache.store(record, module, manifest.bytes, ref.digest === undefined ? canonical : undefined),
-          module,
-        };
-      });
+      const stored = await cache.singleFlight(manifest.digest, () =>
+        cache.withLock(manifest.digest, async (): Promise<{ cached: CachedModule; module?: Buffer }> => {
+          // Another process may have stored it while this one waited for the lock.
+          const done = await cache.lookupDigest(manifest.digest);
+          if (done !== undefined) {
+            if (ref.digest === undefined) await cache.setReference(canonical, manifest.digest);
+            return { cached: done };
+          }
+          const { image, module } = await fetchModule(client, ref, manifest, withProgress(opts));
+          const record = {
+            repository: repositoryName(ref),
+            manifestDigest: manifest.digest,
+            manifestMediaType: manifest.mediaType,
+            layout: image.layout,
+            // Raw layouts: the layer digest, verified while downloading, is the module's sha256.
+            moduleDigest: image.moduleDigest ?? sha256Digest(module),
+            size: module.length,
+          };
+          const reference = ref.digest === undefined ? canonical : undefined;
+          return { cached: await cache.store(record, module, manifest.bytes, reference), module };
+        }),
+      );
       log.debug('pulled module', {
         reference: canonical,
         manifestDigest: manifest.digest,
         layout: stored.cached.layout,
       });
-      return { resolved: fromCached(canonical, stored.cached, false), ...(wantBytes ? { bytes: stored.module } : {}) };
+      return {
+        resolved: fromCached(canonical, stored.cached, false),
+        ...(wantBytes && stored.module !== undefined ? { bytes: stored.module } : {}),
+      };
     }
     const { image, module } = await fetchModule(client, ref, manifest, withProgress(opts));
     const moduleDigest = image.moduleDigest ?? sha256Digest(module);
@@ -269,6 +285,25 @@ async function pull(
       },
       bytes: module,
     };
+  } finally {
+    if (owned) await client.close();
+  }
+}
+
+/** `HEAD` of the manifest by digest with the caller's credentials: 401/403 throw, 404 is a miss. */
+async function verifyAccess(opts: PullOptions, ref: Reference, digest: string, canonical: string): Promise<void> {
+  const { client, owned } = clientFor(opts);
+  try {
+    const head = await client.headManifest({ registry: ref.registry, repository: ref.repository, digest });
+    if (head === undefined) {
+      throw new OciError(
+        'OCI_MANIFEST_NOT_FOUND',
+        `${canonical}: manifest ${digest} is cached but no longer in the registry`,
+        {
+          hint: 'the image was deleted upstream; push it again or drop the reference',
+        },
+      );
+    }
   } finally {
     if (owned) await client.close();
   }

@@ -858,9 +858,9 @@ export class RegistryClient {
   }
 
   /** All tags of a repository, following `Link` pagination (bounded to 1000 pages). */
-  async listTags(repo: Repository): Promise<string[]> {
+  async listTags(repo: Repository, pageSize = 1000): Promise<string[]> {
     const tags: string[] = [];
-    let path: string | undefined = `/v2/${repo.repository}/tags/list?n=1000`;
+    let path: string | undefined = `/v2/${repo.repository}/tags/list?n=${pageSize}`;
     const what: What = { kind: 'tags', subject: repo.repository };
     for (let page = 0; path !== undefined && page < 1000; page++) {
       const res = await this.send(repo.registry, path, { method: 'GET' }, [RegistryClient.scope(repo, 'pull')], what);

@@ -70,6 +70,31 @@ describe('uploads (plain registry behind a recording proxy)', () => {
       expect(fallback.blobs.map((b) => b.result)).toEqual(['uploaded', 'uploaded']);
       expect((await pullWasmModule(`${proxy.host}/up/target2:v1`, { client })).bytes.equals(other)).toBe(true);
       expect(await client.listTags({ registry: proxy.host, repository: 'up/target' })).toEqual(['v1']);
+      // Pagination: distribution 2.8 ignores `n` on tags/list, so the proxy serves a first page
+      // with a relative Link header and the registry answers the follow-up.
+      for (const t of ['a', 'b', 'c'])
+        await pushWasmModule(`${proxy.host}/up/paged:${t}`, other, { client, format: 'oras' });
+      proxy.setRule((r) =>
+        r.url.includes('/tags/list') && !r.url.includes('last=')
+          ? {
+              status: 200,
+              body: '{"name":"up/paged","tags":["0-first-page"]}',
+              headers: { link: '</v2/up/paged/tags/list?n=2&last=0-first-page>; rel="next"' },
+            }
+          : undefined,
+      );
+      const mark = proxy.log.length;
+      expect((await client.listTags({ registry: proxy.host, repository: 'up/paged' }, 2)).sort()).toEqual([
+        '0-first-page',
+        'a',
+        'b',
+        'c',
+      ]);
+      expect(proxy.log.slice(mark).filter((l) => l.includes('/tags/list'))).toEqual([
+        'GET /v2/up/paged/tags/list?n=2',
+        'GET /v2/up/paged/tags/list?n=2&last=0-first-page',
+      ]);
+      proxy.setRule(undefined);
     } finally {
       await client.close();
     }
@@ -249,7 +274,7 @@ describe('Bearer tokens (token registry)', () => {
       expect((reg.tokenServer?.requests.length ?? 0) - before).toBe(1);
       expect(
         (await readdir(dir, { recursive: true })).filter(
-          (f) => !['blobs', 'blobs/sha256', 'manifests', 'refs', 'tmp'].includes(f),
+          (f) => !['blobs', 'blobs/sha256', 'manifests', 'refs', 'tmp', 'locks'].includes(f),
         ),
       ).toEqual([]);
     } finally {
