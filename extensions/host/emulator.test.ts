@@ -229,3 +229,72 @@ describe('failure containment', () => {
     expect(host.sentLocalResponse(id)?.details).toBe('wasm_fail_stream');
   });
 });
+
+describe('TCP', () => {
+  const tcp = `
+    (func (export "proxy_on_context_create") (param i32 i32))
+    (func (export "proxy_on_new_connection") (param i32) (result i32) (i32.const 0))
+    (func (export "proxy_on_downstream_data") (param $c i32) (param $n i32) (param $eos i32) (result i32)
+      (i32.store (i32.const 512) (local.get $n))
+      ;; hold data until 6 bytes arrived, then prepend "> " and continue
+      (if (result i32) (i32.lt_u (local.get $n) (i32.const 6))
+        (then (i32.const 1))
+        (else (drop (call $proxy_set_buffer_bytes (i32.const 2) (i32.const 0) (i32.const 0) (i32.const 1024) (i32.const 2))) (i32.const 0))))
+    (func (export "proxy_on_upstream_data") (param i32 i32 i32) (result i32)
+      (drop (call $proxy_close_stream (i32.const 2))) (i32.const 0))
+    (func (export "proxy_on_downstream_connection_close") (param i32) (param $peer i32) (i32.store (i32.const 516) (local.get $peer)))
+    (func (export "proxy_on_log") (param i32))
+    (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_delete") (param i32))
+    (data (i32.const 1024) "> ")`;
+
+  it('runs a connection: buffering in the read buffer, edits, close, and Envoy order done → log → delete', async () => {
+    const host = await emulator(tcp);
+    const root = host.startPlugin();
+    const id = host.initializeConnection();
+    expect(host.currentTcpStreamAction(id)?.phase).toBe('new_connection');
+    expect(host.callOnDownstreamData(id, 'abc')).toBe(1);
+    expect(host.callOnDownstreamData(id, 'def')).toBe(0);
+    expect(Buffer.from(host.downstreamData(id)).toString()).toBe('> abcdef');
+    expect(host.callOnUpstreamData(id, 'reply', true)).toBe(0);
+    expect(host.streamClosed(id)).toBe('connection closed by the filter');
+    host.closeDownstreamConnection(id);
+    host.completeConnection(id);
+    expect([...new Uint32Array(host.guestMemory(512, 8).buffer.slice(0))]).toEqual([6, 2]);
+    expect(
+      host
+        .callTrace()
+        .filter((t) => t.contextId === id)
+        .map((t) => t.callback),
+    ).toEqual([
+      'proxy_on_context_create',
+      'proxy_on_new_connection',
+      'proxy_on_downstream_data',
+      'proxy_on_downstream_data',
+      'proxy_on_upstream_data',
+      'proxy_on_downstream_connection_close',
+      'proxy_on_done',
+      'proxy_on_log',
+      'proxy_on_delete',
+    ]);
+    expect(root).toBe(1);
+  });
+
+  it.each([
+    { failOpen: false, status: 1, closed: true },
+    { failOpen: true, status: 0, closed: false },
+  ])(
+    'after a trap, TCP connections are closed or bypassed (failOpen $failOpen)',
+    async ({ failOpen, status, closed }) => {
+      const host = await emulator(
+        `(func (export "proxy_on_downstream_data") (param i32 i32 i32) (result i32) unreachable)`,
+        { failOpen },
+      );
+      const id = host.initializeConnection();
+      expect(host.callOnDownstreamData(id, 'x')).toBe(status);
+      expect(host.streamClosed(id) !== undefined).toBe(closed);
+      const next = host.initializeConnection();
+      expect(host.callOnDownstreamData(next, 'y')).toBe(status);
+    },
+  );
+});

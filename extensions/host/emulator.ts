@@ -181,6 +181,8 @@ class Stream {
   readonly forwardedResponse: Uint8Array[] = [];
   failReplied = false;
   completed = false;
+  /** A local reply was sent: the request side is over (Envoy stops decoding). */
+  requestDone = false;
   /** TCP: what was forwarded each way. */
   readonly forwardedDownstream: Uint8Array[] = [];
   readonly forwardedUpstream: Uint8Array[] = [];
@@ -612,7 +614,9 @@ export class HostEmulator {
     const { vm, ctx } = s;
     const phase = dir === 'request' ? 'request_body' : 'response_body';
     const req = dir === 'request';
-    if (this.gone(s)) return this.act(s, phase, DataStatus.StopIterationNoBuffer, DATA_NAMES) as DataStatus;
+    if (this.gone(s) || (req && s.requestDone)) {
+      return this.act(s, phase, DataStatus.StopIterationNoBuffer, DATA_NAMES) as DataStatus;
+    }
     if (vm.failed || ctx.streamFailed) {
       const st = this.failedHttp(s, 'data');
       if (st === DataStatus.Continue) (req ? s.forwardedRequest : s.forwardedResponse).push(chunk);
@@ -699,7 +703,9 @@ export class HostEmulator {
     const map = trailers instanceof HeaderMap ? trailers : new HeaderMap(trailers);
     if (req) ctx.requestTrailers = map;
     else ctx.responseTrailers = map;
-    if (this.gone(s)) return this.act(s, phase, TrailersStatus.Continue, TRAILERS_NAMES) as TrailersStatus;
+    if (this.gone(s) || (req && s.requestDone)) {
+      return this.act(s, phase, TrailersStatus.StopIteration, TRAILERS_NAMES) as TrailersStatus;
+    }
     if (vm.failed || ctx.streamFailed) {
       return this.act(s, phase, this.failedHttp(s, 'trailers'), TRAILERS_NAMES) as TrailersStatus;
     }
@@ -819,6 +825,7 @@ export class HostEmulator {
    */
   private applyLocalResponse(s: Stream): void {
     const lr = s.ctx.localResponse!;
+    s.requestDone = true;
     s.requestStopped = true;
     s.pendingRequest = undefined;
     s.ctx.requestBodyOpen = false;
