@@ -230,18 +230,16 @@ export class ControlPlane {
           (e: unknown) => res.writeHead(500).end(errorMessage(e)),
         );
       } else if (path === '/debug/clients') {
-        res
-          .writeHead(200, { 'content-type': 'application/json' })
-          .end(
-            JSON.stringify(
-              {
-                groups: this.cache.groupNames().map((g) => ({ group: g, version: this.cache.get(g)?.version })),
-                clients: this.ads.clients(),
-              },
-              null,
-              2,
-            ) + '\n',
-          );
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify(
+            {
+              groups: this.cache.groupNames().map((g) => ({ group: g, version: this.cache.get(g)?.version })),
+              clients: this.ads.clients(),
+            },
+            null,
+            2,
+          ) + '\n',
+        );
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       }

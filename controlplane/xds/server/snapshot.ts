@@ -32,6 +32,8 @@ export class EncodedResource {
     readonly bytes: Uint8Array,
     /** Per-resource version: the first 16 hex digits of sha256(bytes). */
     readonly version: string,
+    /** Hash of the plain-object input it was encoded from (to skip re-encoding equal input). */
+    readonly inputHash?: string,
   ) {}
 
   /** `DiscoveryResponse.resources` entry: tag of field 2 + length + Any. */
@@ -158,7 +160,7 @@ function isAny(v: ProtoObject | AnyMessage): v is AnyMessage {
 }
 
 /** Encodes one resource; `name` is read from the message (decoded first when given as Any). */
-export function encodeResource(typeUrl: string, input: ProtoObject | AnyMessage): EncodedResource {
+export function encodeResource(typeUrl: string, input: ProtoObject | AnyMessage, inputHash?: string): EncodedResource {
   const typeName = messageNameOf(typeUrl);
   let bytes: Uint8Array;
   let name: string;
@@ -174,7 +176,13 @@ export function encodeResource(typeUrl: string, input: ProtoObject | AnyMessage)
     name = resourceName(typeUrl, input);
     bytes = encode(typeName, input);
   }
-  return new EncodedResource(typeUrl, name, bytes, createHash('sha256').update(bytes).digest('hex').slice(0, 16));
+  return new EncodedResource(
+    typeUrl,
+    name,
+    bytes,
+    createHash('sha256').update(bytes).digest('hex').slice(0, 16),
+    inputHash,
+  );
 }
 
 /**
@@ -187,7 +195,15 @@ export function buildSnapshot(version: string, input: XdsResourcesInput, reuse?:
     const previous = reuse?.resources(typeUrl);
     const byName = new Map<string, EncodedResource>();
     for (const item of list) {
-      const r = encodeResource(typeUrl, item);
+      // Translators build fresh objects on every run; equal input (by a hash of its JSON, far
+      // cheaper than strict encoding) reuses the previous encoding and its chunks.
+      let r: EncodedResource;
+      if (isAny(item)) r = encodeResource(typeUrl, item);
+      else {
+        const inputHash = createHash('sha256').update(JSON.stringify(item)).digest('base64');
+        const old = previous?.get(resourceName(typeUrl, item));
+        r = old !== undefined && old.inputHash === inputHash ? old : encodeResource(typeUrl, item, inputHash);
+      }
       if (byName.has(r.name)) {
         throw new EnvextError(
           'XDS_DUPLICATE_RESOURCE',

@@ -1,0 +1,198 @@
+/**
+ * `envext serve` convergence and memory (issue 8).
+ *
+ * One Gateway with N HTTPRoutes over 5 hostnames (Envoy Gateway's scale test shape), the real
+ * pipeline (snapshot → translateGatewayApi → translateXds → SnapshotCache → ADS), and 50 delta
+ * ADS clients in a second process (serve-clients.ts) behaving like Envoy on the wire.
+ *
+ * - convergence: change one route among N, time until all 50 clients have ACKed the new
+ *   RouteConfiguration version (median of 5 changes). Baseline in the same run: the same change
+ *   translated and published with no client waiting (the control plane's own share).
+ * - memory: RSS of the control-plane process (after GC) with N routes and 50 clients, and the
+ *   same process's RSS before anything was loaded (Node's own baseline).
+ *
+ * Each size runs in its own child process so RSS figures do not carry over.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { createLogger } from '../../common/log.js';
+import { translateGatewayApi } from '../../controlplane/gatewayapi/translate.js';
+import { ResolvedWasmModules } from '../../controlplane/gatewayapi/wasm-modules.js';
+import { snapshotOf } from '../../controlplane/provider/snapshot.js';
+import { AdsServer } from '../../controlplane/xds/server/ads-server.js';
+import { SnapshotCache } from '../../controlplane/xds/server/cache.js';
+import { loadXdsProtos, translateXds } from '../../controlplane/xds/translator/translate.js';
+import type { ProtoObject } from '../../proto/index.js';
+import { report, round } from './lib.js';
+
+const CLIENTS = 50;
+const GROUP = 'default/eg';
+const ROUTE = 'RouteConfiguration';
+
+function objects(n: number, changed = -1, generation = 0): unknown[] {
+  const out: unknown[] = [
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'GatewayClass',
+      metadata: { name: 'eg' },
+      spec: { controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' },
+    },
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'eg', namespace: 'default' },
+      spec: { gatewayClassName: 'eg', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] },
+    },
+    {
+      apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+      kind: 'Backend',
+      metadata: { name: 'app', namespace: 'default' },
+      spec: { endpoints: [{ ip: { address: '10.0.0.1', port: 8080 } }] },
+    },
+  ];
+  for (let i = 0; i < n; i++) {
+    const path = i === changed ? `/route-${i}/v${generation}` : `/route-${i}`;
+    out.push({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: `route-${i}`, namespace: 'default', creationTimestamp: '2026-01-01T00:00:00Z' },
+      spec: {
+        parentRefs: [{ name: 'eg' }],
+        hostnames: [`host-${i % 5}.example.com`],
+        rules: [
+          {
+            matches: [{ path: { type: 'PathPrefix', value: path } }],
+            backendRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'app', port: 8080 }],
+          },
+        ],
+      },
+    });
+  }
+  return out;
+}
+
+function publish(cache: SnapshotCache, objs: unknown[]): string {
+  const result = translateGatewayApi(snapshotOf(objs), { wasmModules: new ResolvedWasmModules() });
+  let version = '';
+  for (const [group, ir] of result.ir) {
+    const xds = translateXds(ir);
+    version = cache.set(
+      group,
+      new Map<string, ProtoObject[]>(Object.entries(xds).map(([t, l]) => [t, l.map((r) => r.resource)])),
+    ).version;
+  }
+  return version;
+}
+
+async function until(test: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!test()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+function rssMiB(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return round(process.memoryUsage().rss / 1024 / 1024, 1);
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** One size, in this process: prints a JSON object on stdout. */
+async function measureSize(n: number): Promise<void> {
+  const rssBefore = rssMiB();
+  loadXdsProtos();
+  const cache = new SnapshotCache();
+  const server = new AdsServer({ cache, log: createLogger({ level: 'silent' }) });
+  const port = await server.listen('127.0.0.1:0');
+  let version = publish(cache, objects(n));
+
+  const clients = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(dirname(fileURLToPath(import.meta.url)), 'serve-clients.ts'),
+      `127.0.0.1:${port}`,
+      GROUP,
+      String(CLIENTS),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const lines = createInterface(clients.stdout);
+    lines.on('line', (l) => l === 'ready' && resolve());
+    clients.on('exit', (code) => reject(new Error(`client process exited with ${code}`)));
+  });
+  const allAcked = (v: string): boolean => {
+    const cs = server.clients();
+    return (
+      cs.length === CLIENTS && cs.every((c) => c.acked[ROUTE] === v && c.acked.ClusterLoadAssignment !== undefined)
+    );
+  };
+  await until(() => allAcked(version), 120_000, 'initial sync');
+
+  const converge: number[] = [];
+  const alone: number[] = [];
+  for (let k = 1; k <= 5; k++) {
+    const objs = objects(n, k * 7, k);
+    const t0 = performance.now();
+    version = publish(cache, objs);
+    const published = performance.now();
+    await until(() => allAcked(version), 60_000, `version ${version}`);
+    converge.push(performance.now() - t0);
+    alone.push(published - t0);
+  }
+  const rssWithClients = rssMiB();
+  clients.kill();
+  await server.close(200);
+  process.stdout.write(
+    JSON.stringify({
+      routes: n,
+      clients: CLIENTS,
+      convergenceMs: round(median(converge)),
+      convergenceMsAll: converge.map((x) => round(x, 1)),
+      baselineTranslateAndPublishMs: round(median(alone)),
+      rssMiB: rssWithClients,
+      baselineRssMiB: rssBefore,
+    }) + '\n',
+  );
+}
+
+async function child(n: number): Promise<Record<string, unknown>> {
+  const p = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--expose-gc', fileURLToPath(import.meta.url), '--size', String(n)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((r) => p.on('exit', r));
+  if (code !== 0) throw new Error(`size ${n} exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+if (process.argv[2] === '--size') {
+  await measureSize(Number(process.argv[3]));
+} else {
+  const small = await child(1000);
+  const large = await child(5000);
+  report('serve', {
+    clients: CLIENTS,
+    mode: 'delta ADS',
+    convergence1000RoutesMs: small.convergenceMs,
+    convergence5000RoutesMs: large.convergenceMs,
+    baselinePublishNoClients1000Ms: small.baselineTranslateAndPublishMs,
+    baselinePublishNoClients5000Ms: large.baselineTranslateAndPublishMs,
+    rss1000RoutesMiB: small.rssMiB,
+    rss5000RoutesMiB: large.rssMiB,
+    baselineRssEmptyProcessMiB: small.baselineRssMiB,
+    targets: { convergenceMs: 200, rss5000MiB: 200 },
+    detail: [small, large],
+  });
+}
