@@ -5,7 +5,17 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { stringOption, stringsOption, type CommandContext, type CommandGroup } from '../common/cli.js';
+import * as grpc from '@grpc/grpc-js';
+import {
+  booleanOption,
+  stringOption,
+  stringsOption,
+  type Command,
+  type CommandContext,
+  type CommandGroup,
+} from '../common/cli.js';
+import { clientConstructor, type ProtoObject } from '../proto/index.js';
+import { ExtProcTestClient, type ExchangeResult, type HeaderList } from './testing/test-client.js';
 import { errorMessage, UsageError } from '../common/errors.js';
 import { createExtProcServer, ExtProcError, type ListenOptions } from './server/server.js';
 import { BODY_SEND_MODES, type BodySendMode, type ExtProcHandler, type FailurePolicy } from './server/types.js';
@@ -112,6 +122,155 @@ function bodyModeOption(ctx: CommandContext, name: string): BodySendMode | undef
     throw new UsageError(`--${name} ${v}: expected one of ${BODY_SEND_MODES.join(', ')}`);
   return up;
 }
+
+function headerOptions(ctx: CommandContext, name: string): [string, string][] {
+  return stringsOption(ctx, name).map((h) => {
+    const i = h.indexOf(':', h.startsWith(':') ? 1 : 0);
+    if (i <= 0) throw new UsageError(`--${name} ${JSON.stringify(h)}: expected "name: value"`);
+    return [h.slice(0, i).trim(), h.slice(i + 1).trim()];
+  });
+}
+
+function targetOf(ctx: CommandContext): string {
+  const t = ctx.positionals[0];
+  if (t === undefined) throw new UsageError('give the server address (unix:///path.sock or host:port)');
+  return t.startsWith('/') ? `unix://${t}` : t;
+}
+
+function printHeaders(out: NodeJS.WritableStream, list: HeaderList): void {
+  for (const [k, v] of list) out.write(`  ${k}: ${v}\n`);
+}
+
+function printResult(out: NodeJS.WritableStream, r: ExchangeResult): void {
+  out.write(`outcome: ${r.outcome}\n`);
+  if (r.immediateResponse !== undefined) {
+    out.write(
+      `immediate response: ${r.immediateResponse.status}${r.immediateResponse.details === '' ? '' : ` (${r.immediateResponse.details})`}\n`,
+    );
+    printHeaders(out, r.immediateResponse.headers);
+    if (r.immediateResponse.body.length > 0) out.write(`  body: ${r.immediateResponse.body.toString()}\n`);
+  }
+  if (r.localReply !== undefined) out.write(`local reply: ${r.localReply.status}: ${r.localReply.reason}\n`);
+  for (const [name, m] of [
+    ['request forwarded upstream', r.request],
+    ['response sent downstream', r.response],
+  ] as const) {
+    if (m === undefined) continue;
+    out.write(`${name}:\n`);
+    printHeaders(out, m.headers);
+    if (m.body.length > 0) out.write(`  body: ${m.body.toString()}\n`);
+  }
+  if (Object.keys(r.dynamicMetadata).length > 0) out.write(`dynamic metadata: ${JSON.stringify(r.dynamicMetadata)}\n`);
+  if (r.clearRouteCache) out.write('clear_route_cache: true\n');
+}
+
+const probeCommand: Command = {
+  name: 'probe',
+  summary: 'send one HTTP request through a running ext_proc server the way Envoy would, and print the result',
+  positionals: [{ name: 'TARGET', description: 'unix:///path.sock or host:port', required: true }],
+  options: {
+    method: { type: 'string', description: 'request :method', defaultText: 'GET' },
+    path: { type: 'string', description: 'request :path', defaultText: '/' },
+    authority: { type: 'string', description: 'request :authority', defaultText: 'example.com' },
+    header: { type: 'string', multiple: true, valueName: 'NAME: VALUE', description: 'request header; repeatable' },
+    body: { type: 'string', description: 'request body' },
+    'request-body-mode': { type: 'string', valueName: 'MODE', description: 'request_body_mode', defaultText: 'NONE' },
+    status: { type: 'string', description: 'upstream response :status', defaultText: '200' },
+    'response-header': {
+      type: 'string',
+      multiple: true,
+      valueName: 'NAME: VALUE',
+      description: 'upstream response header; repeatable',
+    },
+    'response-body': { type: 'string', description: 'upstream response body' },
+    'response-body-mode': { type: 'string', valueName: 'MODE', description: 'response_body_mode', defaultText: 'NONE' },
+    'message-timeout': { type: 'string', valueName: 'MS', description: "Envoy's message_timeout", defaultText: '200' },
+    json: { type: 'boolean', description: 'print the full result as JSON' },
+  },
+  examples: ["envext ext-proc probe unix:///tmp/x.sock --header 'x-api-key: demo-key-1'"],
+  async run(ctx) {
+    const target = targetOf(ctx);
+    const requestBodyMode = bodyModeOption(ctx, 'request-body-mode');
+    const responseBodyMode = bodyModeOption(ctx, 'response-body-mode');
+    const messageTimeoutMs = intOption(ctx, 'message-timeout', 0, 3_600_000);
+    const body = stringOption(ctx, 'body');
+    const responseBody = stringOption(ctx, 'response-body');
+    const client = new ExtProcTestClient(target);
+    try {
+      const r = await client.exchange({
+        mode: {
+          ...(requestBodyMode === undefined ? {} : { request_body_mode: requestBodyMode }),
+          ...(responseBodyMode === undefined ? {} : { response_body_mode: responseBodyMode }),
+        },
+        ...(messageTimeoutMs === undefined ? {} : { messageTimeoutMs }),
+        request: {
+          headers: [
+            [':method', stringOption(ctx, 'method') ?? 'GET'],
+            [':path', stringOption(ctx, 'path') ?? '/'],
+            [':authority', stringOption(ctx, 'authority') ?? 'example.com'],
+            [':scheme', 'http'],
+            ...(body === undefined
+              ? []
+              : ([['content-length', String(Buffer.byteLength(body))]] as [string, string][])),
+            ...headerOptions(ctx, 'header'),
+          ],
+          ...(body === undefined ? {} : { body }),
+        },
+        response: {
+          headers: [[':status', stringOption(ctx, 'status') ?? '200'], ...headerOptions(ctx, 'response-header')],
+          ...(responseBody === undefined ? {} : { body: responseBody }),
+        },
+      });
+      if (booleanOption(ctx, 'json'))
+        ctx.stdout.write(
+          JSON.stringify(r, (_k, v: unknown) => (isBufferJson(v) ? Buffer.from(v.data).toString() : v), 2) + '\n',
+        );
+      else printResult(ctx.stdout, r);
+      return r.outcome === 'local_reply' ? 1 : 0;
+    } finally {
+      await client.close();
+    }
+  },
+};
+
+function isBufferJson(v: unknown): v is { type: 'Buffer'; data: number[] } {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    (v as { type?: unknown }).type === 'Buffer' &&
+    Array.isArray((v as { data?: unknown }).data)
+  );
+}
+
+const healthCommand: Command = {
+  name: 'health',
+  summary: 'ask a running ext_proc server for its grpc.health.v1 status (exit 0 only when SERVING)',
+  positionals: [{ name: 'TARGET', description: 'unix:///path.sock or host:port', required: true }],
+  options: { service: { type: 'string', description: 'service name', defaultText: '"" (the whole server)' } },
+  examples: ['envext ext-proc health unix:///tmp/x.sock'],
+  async run(ctx) {
+    const Ctor = clientConstructor('grpc.health.v1.Health');
+    const c = new Ctor(targetOf(ctx), grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+      check(req: ProtoObject, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: ProtoObject) => void): void;
+    };
+    try {
+      const r = await new Promise<ProtoObject>((resolve, reject) =>
+        c.check({ service: stringOption(ctx, 'service') ?? '' }, { deadline: Date.now() + 5000 }, (e, res) =>
+          e === null ? resolve(res ?? {}) : reject(e),
+        ),
+      );
+      const status = typeof r['status'] === 'string' ? r['status'] : 'UNKNOWN';
+      ctx.stdout.write(`${status}\n`);
+      return status === 'SERVING' ? 0 : 1;
+    } catch (e: unknown) {
+      throw new ExtProcError('EXT_PROC_HEALTH_FAILED', `health check of ${targetOf(ctx)} failed: ${errorMessage(e)}`, {
+        hint: 'is the server running on that address?',
+      });
+    } finally {
+      c.close();
+    }
+  },
+};
 
 export const extProcCommand: CommandGroup = {
   name: 'ext-proc',
@@ -293,5 +452,7 @@ export const extProcCommand: CommandGroup = {
         return 0;
       },
     },
+    probeCommand,
+    healthCommand,
   ],
 };
