@@ -87,7 +87,7 @@ describe('envext ext-proc serve', () => {
       '10000',
     ]);
     expect(await probe.exit).toBe(0);
-    expect(probe.out()).toMatch(/outcome: completed\nrequest forwarded upstream:\n(.*\n)*  x-user: bob\n/);
+    expect(probe.out()).toMatch(/outcome: completed\nrequest forwarded upstream:\n(.*\n)* {2}x-user: bob\n/);
     const hc = envext(['ext-proc', 'health', `unix://${sock}`]);
     expect(await hc.exit).toBe(0);
     expect(hc.out()).toBe('SERVING\n');
