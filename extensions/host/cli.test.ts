@@ -11,6 +11,15 @@ const examples = new URL('../../examples/wasm/', import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), 'envext-wasm-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+interface RunJson {
+  request: { headers: [string, string][]; body: string; forwarded: boolean };
+  response?: { headers: [string, string][] };
+  actions: { phase: string; name: string }[];
+  callouts: { token: number; cluster: string; answer: string }[];
+  localReply?: { statusCode: number; details: string; body: string };
+  logs: { level: string; message: string }[];
+}
+
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out = new PassThrough();
   const err = new PassThrough();
@@ -89,69 +98,58 @@ describe('envext wasm run', () => {
     expect(out.logs).toEqual([{ level: 'info', message: 'user: alice', contextId: 2 }]);
   });
 
-  it('answers callouts from --callouts and shows a local reply', async () => {
-    const wat = join(tmp, 'auth.wat');
-    // Calls "authsvc" on request headers and pauses; on the answer, denies with 403 unless 200.
-    writeFileSync(
+  it('answers callouts from --callouts and shows a local reply (examples/wasm/auth-callout.wat)', async () => {
+    const wat = `${examples}auth-callout.wat`;
+    const allow = await run(
+      'wasm',
+      'run',
       wat,
-      `(module
-        (import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-        (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-        (import "env" "proxy_set_effective_context" (func $eff (param i32) (result i32)))
-        (import "env" "proxy_continue_stream" (func $cont (param i32) (result i32)))
-        (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
-        (memory (export "memory") 2)
-        (global $heap (mut i32) (i32.const 65536))
-        (global $stream (mut i32) (i32.const 0))
-        (func (export "proxy_abi_version_0_2_1"))
-        (func $st (param i32) (i32.store (i32.const 600) (local.get 0)))
-        (func (export "malloc") (param $n i32) (result i32) (local $p i32)
-          (local.set $p (global.get $heap)) (global.set $heap (i32.add (global.get $heap) (local.get $n))) (local.get $p))
-        (func (export "proxy_on_request_headers") (param $c i32) (param i32 i32) (result i32)
-          (global.set $stream (local.get $c))
-          (drop (call $call (i32.const 1024) (i32.const 7) (i32.const 1100) (i32.const 70) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 256)))
-          (i32.const 1))
-        (func (export "proxy_on_http_call_response") (param i32) (param i32) (param $h i32) (param i32) (param i32)
-          ;; read the call's :status on the root context, then act on the stream
-          (call $st (call $get (i32.const 6) (i32.const 1040) (i32.const 7) (i32.const 264) (i32.const 268)))
-          (drop (call $eff (global.get $stream)))
-          (if (i32.eqz (i32.load (i32.const 600)))
-            (then (if (i32.eq (i32.load8_u (i32.load (i32.const 264))) (i32.const 50))
-              (then (drop (call $cont (i32.const 0))) (return)))))
-          (drop (call $reply (i32.const 403) (i32.const 1056) (i32.const 6) (i32.const 1064) (i32.const 7) (i32.const 0) (i32.const 0) (i32.const -1))))
-        (data (i32.const 1024) "authsvc")
-        (data (i32.const 1040) ":status")
-        (data (i32.const 1056) "denied")
-        (data (i32.const 1064) "go away")
-        (data (i32.const 1100) "\\03\\00\\00\\00\\07\\00\\00\\00\\04\\00\\00\\00\\0a\\00\\00\\00\\04\\00\\00\\00\\05\\00\\00\\00\\06\\00\\00\\00:method\\00POST\\00:authority\\00auth\\00:path\\00/check\\00")
-      )`,
+      '--request',
+      `${examples}request.json`,
+      '--response',
+      `${examples}response.json`,
+      '--callouts',
+      `${examples}callouts-allow.json`,
+      '--json',
     );
-    const callouts = join(tmp, 'callouts.json');
-    for (const [status, want] of [
-      [200, 'request_headers:Continue (proxy_continue_stream)'],
-      [500, 'response_headers:Continue'],
-    ] as const) {
-      writeFileSync(callouts, JSON.stringify({ authsvc: { status } }));
-      const r = await run('wasm', 'run', wat, '--request', `${examples}request.json`, '--callouts', callouts, '--json');
-      expect(r.code).toBe(0);
-      const out = JSON.parse(r.out) as {
-        actions: { phase: string; name: string }[];
-        callouts: { cluster: string; answer: string }[];
-        localReply?: { statusCode: number; details: string; body: string };
-        request: { forwarded: boolean };
-      };
-      expect(out.callouts).toEqual([expect.objectContaining({ cluster: 'authsvc', answer: `answered ${status}` })]);
-      expect(
-        out.actions.map((a) => `${a.phase}:${a.name}`),
-        JSON.stringify(out),
-      ).toContain(want);
-      if (status === 200) expect(out.request.forwarded).toBe(true);
-      else expect(out.localReply).toMatchObject({ statusCode: 403, details: 'denied', body: 'go away' });
-    }
+    expect(allow.code).toBe(0);
+    const a = JSON.parse(allow.out) as RunJson;
+    expect(a.callouts).toEqual([expect.objectContaining({ token: 4, cluster: 'authsvc', answer: 'answered 200' })]);
+    expect(a.actions.map((x) => `${x.phase}:${x.name}`)).toEqual([
+      'request_headers:StopAllIterationAndWatermark',
+      'request_headers:Continue (proxy_continue_stream)',
+      'request_body:Continue',
+      'response_headers:Continue',
+      'response_body:Continue',
+    ]);
+    expect(a.request.forwarded).toBe(true);
+    expect(a.localReply).toBeUndefined();
+
+    const deny = await run(
+      'wasm',
+      'run',
+      wat,
+      '--request',
+      `${examples}request.json`,
+      '--response',
+      `${examples}response.json`,
+      '--callouts',
+      `${examples}callouts-deny.json`,
+      '--json',
+    );
+    const d = JSON.parse(deny.out) as RunJson;
+    expect(d.request.forwarded).toBe(false);
+    expect(d.localReply).toMatchObject({ statusCode: 403, details: 'denied', body: 'go away' });
+    expect(d.response?.headers).toEqual([
+      [':status', '403'],
+      ['content-type', 'text/plain'],
+      ['content-length', '7'],
+    ]);
+
     // Without an answer the callout fails (reset) and the filter denies.
-    const r = await run('wasm', 'run', wat, '--request', `${examples}request.json`);
-    expect(r.out).toContain('failed: cluster not in --callouts (reset)');
-    expect(r.out).toContain('local reply: 403 (denied)');
+    const none = await run('wasm', 'run', wat, '--request', `${examples}request.json`);
+    expect(none.out).toContain('failed: cluster not in --callouts (reset)');
+    expect(none.out).toContain('local reply: 403 (denied)');
   });
 
   it('rejects a bad request file naming the field', async () => {

@@ -193,4 +193,53 @@ describe('import coverage', () => {
     expect(() => host.startPlugin()).not.toThrow();
     expect(env).toHaveLength(41);
   });
+
+  it('answers every import called with zero arguments with a status, never a trap', async () => {
+    const all = [
+      ...ENV_IMPORTS.filter((i) => i.abi.includes('0.2.1')).map((i) => ({ ...i, module: 'env' })),
+      ...WASI_IMPORTS,
+    ];
+    const zero = (t: string): string => (t === 'i64' ? '(i64.const 0)' : '(i32.const 0)');
+    const sig = (p: readonly string[], r: readonly string[]): string =>
+      `${p.length ? ` (param ${p.join(' ')})` : ''}${r.length ? ` (result ${r.join(' ')})` : ''}`;
+    const wat = `(module
+      ${all.map((i, n) => `(import "${i.module}" "${i.name}" (func $f${n}${sig(i.params, i.results)}))`).join('\n')}
+      (memory (export "memory") 1)
+      (func (export "proxy_abi_version_0_2_1"))
+      (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+      ${all
+        .map(
+          (i, n) =>
+            `(func (export "call${n}") (result i32) ${i.results.length ? '' : '(i32.const 99)'} (call $f${n} ${i.params.map(zero).join(' ')}))`,
+        )
+        .join('\n')})`;
+    const host = await HostEmulator.create(await compileWat(wat));
+    const root = host.startPlugin();
+    const got: Record<string, number> = {};
+    all.forEach((i, n) => {
+      got[`${i.module}.${i.name}`] = host.callExport(`call${n}`, root);
+    });
+    expect(host.vmFailed()).toBe(false);
+    for (const [name, status] of Object.entries(got)) {
+      if (name.startsWith('env.')) expect([99, 0, 1, 2, 4, 6, 7, 8, 10, 12], name).toContain(status);
+      else expect([99, 0, 8, 21, 28, 44, 52, 58], name).toContain(status);
+    }
+    // A few answers Envoy gives to these arguments:
+    expect(got).toMatchObject({
+      'env.proxy_done': 1, // NotFound: the root did not answer false to on_done
+      'env.proxy_set_effective_context': 2, // BadArgument: context 0 is not a plugin or stream context
+      'env.proxy_dequeue_shared_queue': 1, // NotFound: no queue 0
+      'env.proxy_get_buffer_bytes': 1, // NotFound: no request body on a root context
+      'env.proxy_get_header_map_value': 2, // BadArgument: no request headers on a root context
+      'env.pthread_equal': 1,
+      'wasi_snapshot_preview1.fd_read': 8,
+      'wasi_snapshot_preview1.path_open': 52,
+      'wasi_snapshot_preview1.sched_yield': 0,
+      'wasi_snapshot_preview1.args_sizes_get': 0,
+      'wasi_snapshot_preview1.clock_res_get': 0,
+      'wasi_snapshot_preview1.poll_oneoff': 0,
+      'wasi_snapshot_preview1.fd_fdstat_get': 8, // fd 0 (stdin) is not provided
+      'wasi_snapshot_preview1.random_get': 0,
+    });
+  });
 });
