@@ -242,6 +242,8 @@ export async function buildFilter(options: BuildOptions): Promise<BuildResult> {
   };
   const argv = [
     relative(cwd, wrapper) || wrapper,
+    '--baseDir',
+    cwd,
     '--outFile',
     'module.wasm',
     '--runtime',

@@ -5,7 +5,12 @@
 import { proxy_log } from './abi/env';
 import { decimal } from './util';
 
-export function abort(message: string | null, fileName: string | null, line: u32, column: u32): void {
+export function abort(
+  message: string | null = null,
+  fileName: string | null = null,
+  line: u32 = 0,
+  column: u32 = 0,
+): void {
   let text = 'abort: ' + (message == null ? '(no message)' : message);
   if (fileName != null) text += ' at ' + fileName + ':' + decimal(line) + ':' + decimal(column);
   const buf = String.UTF8.encode(text);

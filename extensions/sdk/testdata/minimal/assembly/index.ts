@@ -1,9 +1,9 @@
 // The smallest useful filter: adds one response header. Benchmarks and the leak test use it.
-import { RootContext, HttpContext, registerRootContext, FilterHeadersStatus } from "envext/assembly";
+import { RootContext, HttpContext, registerRootContext, FilterHeadersStatus } from 'envext/assembly';
 
 class AddHeader extends HttpContext {
   onResponseHeaders(numHeaders: u32, endOfStream: bool): FilterHeadersStatus {
-    this.addResponseHeader("x-hello", "world");
+    this.addResponseHeader('x-hello', 'world');
     return FilterHeadersStatus.Continue;
   }
 }

@@ -1,0 +1,105 @@
+/**
+ * AssemblyScript SDK (issue 4): module sizes of filters built by `envext build`, and µs per
+ * HTTP request lifecycle in the TS host emulator for SDK-built filters next to the hand-written
+ * WAT floor of the host benchmark (`extensions/host/testdata/*.wat`), measured in the same run
+ * through the same emulator and the same lifecycle: context create, request headers (10),
+ * response headers (2), on_log, on_done, on_delete.
+ *
+ * Reference points from the issue: Rust SDK hello 83 KB after wasm-opt, solo-io AS 28.8 KB,
+ * hand-written AS filter without SDK 1.2 KB; size target ≤ 8 KB; time target ≤ 2× the floor.
+ */
+import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { HostEmulator } from '../../extensions/host/emulator.js';
+import { HeaderMap, type HeaderPair } from '../../extensions/host/pairs.js';
+import { compileWat } from '../../extensions/host/wat.js';
+import { exampleEntries, exampleModule, sdkTestModule } from '../../extensions/sdk/build-cache.js';
+import { measure, report, round } from './lib.js';
+
+const REQUEST: HeaderPair[] = [
+  [':authority', 'shop.example.com'],
+  [':path', '/orders?id=7'],
+  [':method', 'GET'],
+  [':scheme', 'https'],
+  ['user-agent', 'curl/8.5.0'],
+  ['accept', '*/*'],
+  ['x-user', 'alice'],
+  ['x-request-id', '0c5e6a1e-3b0b-4cf0-9a2b-7f6d5a4c3b2a'],
+  ['x-forwarded-proto', 'https'],
+  ['content-length', '0'],
+];
+const RESPONSE: HeaderPair[] = [
+  [':status', '200'],
+  ['content-type', 'application/json'],
+];
+const requestMap = new HeaderMap(REQUEST);
+const responseMap = new HeaderMap(RESPONSE);
+
+async function lifecycle(
+  bytes: Uint8Array,
+  pluginConfiguration = '',
+): Promise<{ run: () => void; host: HostEmulator }> {
+  const host = await HostEmulator.create(bytes, { recordCalls: false, keepCompletedStreams: 0, pluginConfiguration });
+  host.startPlugin();
+  return {
+    host,
+    run: () => {
+      const id = host.initializeHttpContext();
+      host.callOnRequestHeaders(id, requestMap.clone(), true);
+      host.callOnResponseHeaders(id, responseMap.clone(), true);
+      host.completeHttpContext(id);
+    },
+  };
+}
+
+const size = (b: Uint8Array): { bytes: number; gzipBytes: number } => ({
+  bytes: b.length,
+  gzipBytes: gzipSync(b, { level: 9 }).length,
+});
+
+// Sizes (built through the same stamped cache as `npm run build`).
+const minimal = await sdkTestModule('minimal');
+const sizes: Record<string, { bytes: number; gzipBytes: number }> = {
+  'minimal (add one response header)': size(minimal),
+};
+for (const e of exampleEntries()) sizes[`example ${e.name}`] = size(await exampleModule(e.name));
+
+// Timings, interleaved in one process.
+const wat = new URL('../../extensions/host/testdata/', import.meta.url);
+const floorPass = await lifecycle(await compileWat(readFileSync(new URL('pass-through.wat', wat), 'utf8')));
+const floorAdd = await lifecycle(await compileWat(readFileSync(new URL('add-header.wat', wat), 'utf8')));
+const readAdd = await sdkTestModule('read-add');
+sizes['read-add (SDK twin of add-header.wat)'] = size(readAdd);
+const sdkReadAdd = await lifecycle(readAdd);
+const sdkMinimal = await lifecycle(minimal);
+const sdkHeaders = await lifecycle(
+  await exampleModule('headers'),
+  JSON.stringify({ request: { add: { 'x-via': 'envext' } }, response: { set: { server: 'envext' } } }),
+);
+const opts = { iterations: 100_000, warmup: 20_000, rounds: 7 };
+const mFloorPass = measure('floor: hand-written WAT pass-through', floorPass.run, opts);
+const mFloorAdd = measure('floor: hand-written WAT read one header + add two', floorAdd.run, opts);
+const mReadAdd = measure('sdk: read-add, the same work as the WAT floor', sdkReadAdd.run, opts);
+const mMinimal = measure('sdk: minimal filter (add one response header)', sdkMinimal.run, opts);
+const mHeaders = measure('sdk: headers example (add request header, set response header)', sdkHeaders.run, opts);
+const us = (ns: number): number => round(ns / 1000);
+
+report('sdk', {
+  sizeTargetBytes: 8192,
+  sizes,
+  lifecycle: 'context create, request headers (10), response headers (2), on_log, on_done, on_delete; HostEmulator',
+  usPerLifecycle: {
+    sdkReadAdd: us(mReadAdd.nsPerOp),
+    sdkMinimal: us(mMinimal.nsPerOp),
+    sdkHeadersExample: us(mHeaders.nsPerOp),
+    floorWatReadAdd: us(mFloorAdd.nsPerOp),
+    floorWatPassThrough: us(mFloorPass.nsPerOp),
+  },
+  // Same work (read x-user, log it, add two headers) as the hand-written WAT module.
+  sdkReadAddOverFloor: round(mReadAdd.nsPerOp / mFloorAdd.nsPerOp, 2),
+  // The smallest SDK filter against the WAT module that makes no host call at all.
+  sdkMinimalOverPassThroughFloor: round(mMinimal.nsPerOp / mFloorPass.nsPerOp, 2),
+  timeTargetRatio: 2,
+  guestMemoryBytes: { sdkMinimal: sdkMinimal.host.memoryBytes(), sdkHeadersExample: sdkHeaders.host.memoryBytes() },
+  vmFailed: [floorPass, floorAdd, sdkReadAdd, sdkMinimal, sdkHeaders].some((x) => x.host.vmFailed()),
+});
