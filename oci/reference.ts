@@ -34,7 +34,8 @@ function invalid(input: string, at: number, why: string): OciError {
   const pos = Math.max(0, Math.min(at, input.length));
   return new OciError(
     'OCI_REFERENCE_INVALID',
-    `invalid image reference "${input}": ${why} at position ${pos + 1}\n  ${input}\n  ${' '.repeat(pos)}^`,
+    // One line (the CLI prints errors on one line): the position and the character found there.
+    `invalid image reference "${input}": ${why} at position ${pos + 1} (${pos < input.length ? JSON.stringify(input[pos]) : 'end of input'})`,
     { hint: 'write [registry[:port]/]repository[:tag][@sha256:<64 hex>], repository in lowercase' },
   );
 }

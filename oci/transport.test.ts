@@ -100,6 +100,16 @@ describe('uploads (plain registry behind a recording proxy)', () => {
     }
   });
 
+  it('speaks plain HTTP to a non-loopback host only with plainHttp', async () => {
+    // 0.0.0.0 reaches the local registry on Linux but is not a loopback name: no automatic fallback.
+    const ref = `0.0.0.0:${reg.host.split(':')[1] ?? ''}/up/plain:v1`;
+    const err = await pushWasmModule(ref, module).catch((e: unknown) => e);
+    expect(isOciError(err, 'OCI_TLS')).toBe(true);
+    expect((err as { hint: string }).hint).toMatch(/--plain-http/);
+    const pushed = await pushWasmModule(ref, module, { plainHttp: true });
+    expect((await pullWasmModule(ref, { plainHttp: true })).manifestDigest).toBe(pushed.manifestDigest);
+  });
+
   it('cancels the upload session when the final PUT fails', async () => {
     const deletes: string[] = [];
     proxy.setRule((r) => {
