@@ -799,7 +799,7 @@ export const backendSchema = resource(
             check: (s) => field(s, 'type') !== 'DynamicResolver' || !has(s, 'endpoints'),
           },
           {
-            rule: '!has(self.tls) || !has(self.tls.autoSNIFromEndpointHostname) || !self.tls.autoSNIFromEndpointHostname || self.endpoints.all(e, has(e.fqdn) || has(e.hostname))',
+            rule: '!has(self.tls) || !has(self.tls.autoSNIFromEndpointHostname) || !self.tls.autoSNIFromEndpointHostname || !has(self.endpoints) || self.endpoints.all(e, has(e.fqdn) || has(e.hostname))',
             message: 'when autoSNIFromEndpointHostname is enabled, IP and Unix endpoints must define a hostname',
             check: (s) =>
               field(field(s, 'tls'), 'autoSNIFromEndpointHostname') !== true ||

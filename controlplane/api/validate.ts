@@ -145,7 +145,9 @@ export function parseResource(
   else if (rawNs === '') metadata['namespace'] = defaultNamespace;
   // YAML may give a timestamp as a number or Date; policies are ordered by its string form.
   const ts = metadata['creationTimestamp'];
-  if (typeof ts === 'number') metadata['creationTimestamp'] = String(ts);
+  if (typeof ts === 'number' || typeof ts === 'boolean') metadata['creationTimestamp'] = String(ts);
   else if (ts instanceof Date) metadata['creationTimestamp'] = ts.toISOString();
-  return { ok: true, kind, resource: { ...obj, kind, metadata } as unknown as ResourceByKind[ResourceKind] };
+  // Kinds whose spec is optional (EnvoyProxy, Namespace) get an empty one, so readers need no checks.
+  const spec = obj['spec'] === undefined && (kind === 'EnvoyProxy' || kind === 'Namespace') ? { spec: {} } : {};
+  return { ok: true, kind, resource: { ...obj, ...spec, kind, metadata } as unknown as ResourceByKind[ResourceKind] };
 }

@@ -271,7 +271,6 @@ function translateExtProc(
       ...(e.shadowMode === undefined ? {} : { observabilityMode: e.shadowMode }),
       forwardingNamespaces: [...(e.metadata?.accessibleNamespaces ?? [])],
       receivingNamespaces: [...(e.metadata?.writableNamespaces ?? [])],
-      ...(e.statusOnError === undefined ? {} : { statusOnError: e.statusOnError }),
     },
   };
 }
@@ -303,6 +302,12 @@ export function translatePolicyExtensions(ctx: TranslationContext, policy: Envoy
     else {
       extErrors.push(r.message);
       if (e.failOpen !== true) extFailClosed = true;
+    }
+    if (e.statusOnError !== undefined) {
+      // ExternalProcessor.status_on_error is newer than the Envoy API protos envext encodes with.
+      warnings.push(
+        `spec.extProc[${i}].statusOnError is not supported by envext yet and is ignored (errors answer 500)`,
+      );
     }
     if (e.backendSettings !== undefined && Object.keys(e.backendSettings).length > 0) {
       warnings.push(

@@ -188,5 +188,4 @@ export interface ExtProc {
   readonly observabilityMode?: boolean;
   readonly forwardingNamespaces: readonly string[];
   readonly receivingNamespaces: readonly string[];
-  readonly statusOnError?: number;
 }

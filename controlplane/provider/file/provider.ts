@@ -1,0 +1,273 @@
+/**
+ * The file provider (standalone mode, the embedded default): reads Kubernetes YAML from files
+ * and directories, watches them, and publishes a new ResourceSnapshot after each burst of
+ * changes (debounced). Like Envoy Gateway's file provider, hidden files and editor backups are
+ * ignored and every change re-reads everything, so the snapshot is always the whole truth.
+ *
+ * A file with a YAML syntax error keeps its last good content (the error is reported with
+ * file:line:column), so a half-saved edit never deletes routes from Envoy.
+ *
+ * Statuses have nowhere to go in files: `writeStatuses` logs them and, when a status file is
+ * configured, writes them there as YAML (atomically).
+ */
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { stringify } from 'yaml';
+import { errorMessage, type Problem } from '../../../common/errors.js';
+import { rootLogger, type Logger } from '../../../common/log.js';
+import type { ResourceStatus } from '../../gatewayapi/status.js';
+import type { ResourceSnapshot } from '../snapshot.js';
+import { parseYaml, snapshotFromObjects, yamlFiles, type SourcedObject } from './load.js';
+
+export interface FileProviderOptions {
+  /** Files and directories to read (directories recursively). */
+  readonly paths: readonly string[];
+  /** Quiet time after the last change before re-reading (default 200 ms). */
+  readonly debounceMs?: number;
+  /** Where `writeStatuses` writes the statuses as YAML; none by default. */
+  readonly statusFile?: string;
+  readonly logger?: Logger;
+  /** Relative paths in sources are shown relative to this directory (default: cwd). */
+  readonly cwd?: string;
+}
+
+export interface SnapshotUpdate {
+  readonly snapshot: ResourceSnapshot;
+  /** YAML problems of this read (files keeping their last good content). */
+  readonly problems: readonly Problem[];
+}
+
+interface FileState {
+  readonly hash: string;
+  readonly objects: readonly SourcedObject[];
+}
+
+export class FileProvider {
+  private readonly log: Logger;
+  private readonly files = new Map<string, FileState>();
+  private readonly watchers = new Map<string, FSWatcher>();
+  private revision = 0;
+  private lastDigest = '';
+  private timer: NodeJS.Timeout | undefined;
+  private reading: Promise<void> | undefined;
+  private pending = false;
+  private closed = false;
+
+  constructor(private readonly options: FileProviderOptions) {
+    this.log = (options.logger ?? rootLogger).child({ component: 'provider-file' });
+  }
+
+  /** Reads everything once and returns the snapshot (and YAML problems). */
+  async load(): Promise<SnapshotUpdate> {
+    const list = await yamlFiles(this.options.paths);
+    const problems: Problem[] = [];
+    const seen = new Set<string>();
+    for (const file of list) {
+      seen.add(file);
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (e: unknown) {
+        // Deleted between listing and reading: treat as gone.
+        this.log.debug('file vanished while reading', { file, error: errorMessage(e) });
+        seen.delete(file);
+        continue;
+      }
+      const hash = createHash('sha256').update(text).digest('hex');
+      if (this.files.get(file)?.hash === hash) continue;
+      const name = relative(this.options.cwd ?? process.cwd(), file) || file;
+      const parsed = parseYaml(text, name);
+      const previous = this.files.get(file);
+      if (parsed.problems.length > 0) {
+        problems.push(...parsed.problems);
+        // Keep the last good content, under the new hash so the broken text is not re-read.
+        if (previous !== undefined) {
+          this.files.set(file, { hash, objects: previous.objects });
+          continue;
+        }
+      }
+      this.files.set(file, { hash, objects: parsed.objects });
+    }
+    for (const f of [...this.files.keys()]) if (!seen.has(f)) this.files.delete(f);
+    const objects = [...this.files.keys()].sort().flatMap((f) => this.files.get(f)?.objects ?? []);
+    const { snapshot, duplicates } = snapshotFromObjects(objects, ++this.revision);
+    for (const d of duplicates)
+      this.log.warn('resource defined more than once; the last definition wins', { resource: d });
+    for (const p of problems) this.log.error('cannot read YAML', { where: p.resource, problem: p.message });
+    for (const r of snapshot.rejected) {
+      this.log.warn(r.unsupported ? 'resource kind not supported' : 'invalid resource', {
+        resource: `${r.kind} ${r.namespace === '' ? '' : `${r.namespace}/`}${r.name}`,
+        source: r.source,
+        problems: r.problems.map((p) => (p.field === '' ? p.message : `${p.field}: ${p.message}`)).join('; '),
+      });
+    }
+    return { snapshot, problems };
+  }
+
+  /**
+   * Publishes the first snapshot, then a new one after every burst of changes, until `signal`
+   * aborts. `onSnapshot` errors are logged; they never stop the watch.
+   */
+  async watch(onSnapshot: (update: SnapshotUpdate) => void | Promise<void>, signal: AbortSignal): Promise<void> {
+    const publish = async (): Promise<void> => {
+      const update = await this.load();
+      const digest = [...this.files.values()].map((f) => f.hash).join(',');
+      if (digest === this.lastDigest && this.revision > 1) return; // nothing changed (e.g. touch)
+      this.lastDigest = digest;
+      try {
+        await onSnapshot(update);
+      } catch (e: unknown) {
+        this.log.error('snapshot subscriber failed', { error: errorMessage(e) });
+      }
+    };
+    await publish();
+    await this.rewatch();
+    const trigger = (): void => {
+      if (this.closed) return;
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        // One read at a time; a change during a read schedules exactly one more.
+        if (this.reading !== undefined) {
+          this.pending = true;
+          return;
+        }
+        const run = async (): Promise<void> => {
+          do {
+            this.pending = false;
+            await publish();
+            await this.rewatch();
+          } while (this.pending && !this.closed);
+        };
+        this.reading = run()
+          .catch((e: unknown) => this.log.error('reload failed', { error: errorMessage(e) }))
+          .finally(() => {
+            this.reading = undefined;
+          });
+      }, this.options.debounceMs ?? 200);
+    };
+    this.onChange = trigger;
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await this.close();
+  }
+
+  private onChange: () => void = () => undefined;
+
+  /** Watches every directory that holds input (new subdirectories are picked up on reload). */
+  private async rewatch(): Promise<void> {
+    const dirs = new Set<string>();
+    for (const p of this.options.paths) {
+      let st;
+      try {
+        st = await stat(p);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) {
+        dirs.add(p);
+        for (const d of await subdirectories(p)) dirs.add(d);
+      } else {
+        // Watch the parent: editors replace files by rename, which ends a watch on the file itself.
+        dirs.add(dirname(p));
+      }
+    }
+    for (const d of dirs) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const w = watch(d, { persistent: false }, (_event, name) => {
+          if (name !== null && (name.startsWith('.') || name.endsWith('~'))) return;
+          this.onChange();
+        });
+        w.on('error', (e) => this.log.warn('watch failed', { dir: d, error: errorMessage(e) }));
+        this.watchers.set(d, w);
+      } catch (e: unknown) {
+        this.log.warn('cannot watch directory', { dir: d, error: errorMessage(e) });
+      }
+    }
+    for (const [d, w] of this.watchers) {
+      if (!dirs.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+  }
+
+  /**
+   * Logs statuses (one line per resource at info, the full status at debug) and writes them to
+   * the status file when one is configured.
+   */
+  async writeStatuses(statuses: readonly ResourceStatus[]): Promise<void> {
+    for (const s of statuses) {
+      const id = `${s.kind} ${'namespace' in s ? `${s.namespace}/` : ''}${s.name}`;
+      this.log.info('status', { resource: id, summary: summarize(s) });
+      this.log.debug('status detail', { resource: id, status: JSON.stringify(s.status) });
+    }
+    const file = this.options.statusFile;
+    if (file === undefined) return;
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(
+      tmp,
+      stringify(
+        statuses.map((s) => ({ ...s })),
+        { lineWidth: 0 },
+      ),
+    );
+    await rename(tmp, file);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+    await this.reading;
+  }
+}
+
+async function subdirectories(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, depth: number): Promise<void> => {
+    if (depth > 16) return; // bounded: symlink loops and absurd trees
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory() || e.name.startsWith('.') || e.name === 'node_modules') continue;
+      const full = join(d, e.name);
+      out.push(full);
+      await walk(full, depth + 1);
+    }
+  };
+  await walk(dir, 0);
+  return out;
+}
+
+/** `Accepted=True, Programmed=True` style one-liner of a status. */
+function summarize(s: ResourceStatus): string {
+  const conds = (c: readonly { type: string; status: string; reason: string }[]): string =>
+    c.map((x) => `${x.type}=${x.status}${x.status === 'True' ? '' : `(${x.reason})`}`).join(', ');
+  switch (s.kind) {
+    case 'HTTPRoute':
+    case 'GRPCRoute':
+      return s.status.parents
+        .map((p) => `${p.parentRef.namespace ?? ''}/${p.parentRef.name}: ${conds(p.conditions)}`)
+        .join('; ');
+    case 'EnvoyExtensionPolicy':
+      return s.status.ancestors
+        .map(
+          (a) =>
+            `${a.ancestorRef.kind ?? ''} ${a.ancestorRef.namespace ?? ''}/${a.ancestorRef.name}${a.ancestorRef.sectionName === undefined ? '' : `/${a.ancestorRef.sectionName}`}: ${conds(a.conditions)}`,
+        )
+        .join('; ');
+    default:
+      return conds(s.status.conditions);
+  }
+}
