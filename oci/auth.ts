@@ -41,12 +41,27 @@ export class Authenticator {
   /** Token fetches in flight, so concurrent requests for one scope share one token request. */
   private readonly inflight = new Map<string, Promise<string>>();
 
+  private readonly doFetch: FetchLike;
+
   constructor(
     private readonly credentials: CredentialProvider | undefined,
-    private readonly doFetch: FetchLike,
+    doFetch: FetchLike,
     private readonly now: () => number = Date.now,
     private readonly clientId = 'envext',
-  ) {}
+  ) {
+    // A token server that cannot be reached is a connection problem, not a crash.
+    this.doFetch = async (url, init) => {
+      try {
+        return await doFetch(url, init);
+      } catch (e) {
+        const origin = new URL(url).origin;
+        throw new OciError('OCI_CONNECTION', `cannot reach token server ${origin}: ${(e as Error).message}`, {
+          cause: e,
+          hint: 'the registry names this token server in its WWW-Authenticate realm; check that it is reachable',
+        });
+      }
+    };
+  }
 
   private host(registry: string): HostAuth {
     let h = this.hosts.get(registry);
