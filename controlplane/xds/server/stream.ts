@@ -42,8 +42,11 @@ export interface NodeMemory {
   readonly acceptedSets: Map<string, { readonly version: string; readonly resources: ResourceMap }>;
   /** Delta: per type, resource name → version the node NACKed. */
   readonly rejectedResources: Map<string, Map<string, string>>;
-  /** Delta: per type, the last accepted version of each resource. */
-  readonly acceptedResources: Map<string, Map<string, EncodedResource>>;
+  /**
+   * Delta: per type, the last snapshot the node ACKed a response from. Snapshots are shared by
+   * every node of a group, so this costs a reference per node, not a copy of its resources.
+   */
+  readonly acceptedSnapshots: Map<string, XdsSnapshot>;
   streams: number;
   lastSeen: number;
 }
@@ -53,7 +56,7 @@ export function newNodeMemory(): NodeMemory {
     rejectedSets: new Map(),
     acceptedSets: new Map(),
     rejectedResources: new Map(),
-    acceptedResources: new Map(),
+    acceptedSnapshots: new Map(),
     streams: 0,
     lastSeen: Date.now(),
   };
@@ -399,23 +402,33 @@ export class SotwStream extends AdsStream {
   protected pushType(typeUrl: string, state: TypeState): void {
     if (!state.requested || !this.hasSnapshot()) return;
     const { version, resources } = this.currentResources(typeUrl);
-    const desired = new Map<string, EncodedResource>();
-    if (state.wildcard) for (const [n, r] of resources) desired.set(n, r);
-    for (const n of state.names) {
-      const r = resources.get(n);
-      if (r !== undefined) desired.set(n, r);
+    // A plain wildcard subscription (Envoy's LDS/CDS) shares the snapshot's own map and its
+    // precomputed hash: no per-client copy or hash of thousands of entries.
+    const plainWildcard = state.wildcard && state.names.size === 0;
+    let desired: ResourceMap = resources;
+    if (!plainWildcard) {
+      const picked = new Map<string, EncodedResource>();
+      if (state.wildcard) for (const [n, r] of resources) picked.set(n, r);
+      for (const n of state.names) {
+        const r = resources.get(n);
+        if (r !== undefined) picked.set(n, r);
+      }
+      desired = picked;
     }
     // Make-before-break: while removals are held, keep what the client was last sent.
     let kept = false;
     if (this.holdRemovals && DEFERRED_REMOVAL_TYPES.has(typeUrl)) {
+      let withKept: Map<string, EncodedResource> | undefined;
       for (const [n, r] of state.sentSet) {
         if (!desired.has(n) && (state.wildcard || state.names.has(n))) {
-          desired.set(n, r);
+          withKept ??= new Map(desired);
+          withKept.set(n, r);
           kept = true;
         }
       }
+      if (withKept !== undefined) desired = withKept;
     }
-    let hash = setHash(desired);
+    let hash = plainWildcard && !kept ? this.host.snapshot(this.group)!.typeHash(typeUrl) : setHash(desired);
     let sendVersion = kept ? `${version}-keep` : version;
     let sendSet: ResourceMap = desired;
     const subscription = this.subscriptionKey(state);
@@ -508,7 +521,7 @@ export class DeltaStream extends AdsStream {
     if (snap === undefined && state.known.size === 0 && state.pendingSubscribe.size === 0) return;
     const { version, resources } = this.currentResources(typeUrl);
     const rejected = this.memory!.rejectedResources.get(typeUrl);
-    const accepted = this.memory!.acceptedResources.get(typeUrl);
+    const accepted = this.memory!.acceptedSnapshots.get(typeUrl)?.resources(typeUrl);
     const send = new Map<string, EncodedResource>();
     const consider = (n: string): void => {
       const r = resources.get(n);
@@ -519,7 +532,7 @@ export class DeltaStream extends AdsStream {
         // This node rejected exactly this resource: never resend it. A client that does not
         // hold the resource at all (a fresh stream) gets the node's last accepted version.
         const good = accepted?.get(n);
-        if (!state.known.has(n) && good !== undefined) send.set(n, good);
+        if (!state.known.has(n) && good !== undefined && good.version !== r.version) send.set(n, good);
         return;
       }
       send.set(n, r);
@@ -567,13 +580,8 @@ export class DeltaStream extends AdsStream {
 
   protected onAccepted(typeUrl: string, _state: TypeState, sent: SentResponse): void {
     const memory = this.memory!;
-    let accepted = memory.acceptedResources.get(typeUrl);
-    if (accepted === undefined) {
-      accepted = new Map();
-      memory.acceptedResources.set(typeUrl, accepted);
-    }
-    for (const [n, r] of sent.resources) accepted.set(n, r);
-    for (const n of sent.removed) accepted.delete(n);
+    const snapshot = this.host.snapshot(this.group);
+    if (snapshot?.version === sent.snapshotVersion) memory.acceptedSnapshots.set(typeUrl, snapshot);
     const rejected = memory.rejectedResources.get(typeUrl);
     if (rejected === undefined) return;
     for (const [n, r] of sent.resources) if (rejected.get(n) === r.version) rejected.delete(n);
