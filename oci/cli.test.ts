@@ -3,6 +3,7 @@
  * push/pull with nothing but config.json, credential helpers (a `docker-credential-test` script
  * on PATH), inspect, logout, and the usage errors.
  */
+import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +130,39 @@ describe('envext oci CLI', () => {
     const after = await envext(['oci', 'pull', ref, '-o', out, ...tls]);
     expect(after.code).toBe(1);
     expect(after.err).toMatch(/401 Unauthorized.*no credentials for 127\.0\.0\.1:\d+ in docker config/);
+  });
+
+  it('login --password-stdin in a real process', async () => {
+    const config = join(work, 'stdin', 'config.json');
+    // The CLI from source, as a separate process, with the password on stdin.
+    const script = `import('./bin/main.ts').then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`;
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '-e',
+        script,
+        'oci',
+        'login',
+        reg.host,
+        '-u',
+        'pusher',
+        '--password-stdin',
+        '--ca-file',
+        join(work, 'ca.pem'),
+        '--registry-config',
+        config,
+      ],
+      { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdin.end('push-secret\n');
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect({ code, out }).toMatchObject({ code: 0, out: expect.stringContaining('Login Succeeded') as unknown });
+    const written = JSON.parse(await readFile(config, 'utf8')) as { auths: Record<string, { auth: string }> };
+    expect(Buffer.from(written.auths[reg.host]?.auth ?? '', 'base64').toString()).toBe('pusher:push-secret');
   });
 
   it('uses credHelpers and credsStore through docker-credential-test', async () => {

@@ -90,6 +90,13 @@ async function credentialsFor(ctx: CommandContext, registry: string): Promise<Cr
 }
 
 async function connection(ctx: CommandContext, registry: string): Promise<RegistryConnectionOptions> {
+  return { credentials: await credentialsFor(ctx, registry), ...(await transportOptions(ctx)) };
+}
+
+/** `--plain-http`, `--insecure`, `--ca-file`: how to reach the registry, without credentials. */
+async function transportOptions(
+  ctx: CommandContext,
+): Promise<{ plainHttp?: boolean; insecure?: boolean; caCerts?: string[]; signal: AbortSignal }> {
   const caFile = stringOption(ctx, 'ca-file');
   let caCerts: string[] | undefined;
   if (caFile !== undefined) {
@@ -100,7 +107,6 @@ async function connection(ctx: CommandContext, registry: string): Promise<Regist
     }
   }
   return {
-    credentials: await credentialsFor(ctx, registry),
     ...(booleanOption(ctx, 'plain-http') ? { plainHttp: true } : {}),
     ...(booleanOption(ctx, 'insecure') ? { insecure: true } : {}),
     ...(caCerts === undefined ? {} : { caCerts }),
@@ -342,7 +348,8 @@ const loginCommand: Command = {
       if (!interactive) throw new UsageError('login needs --password or --password-stdin (stdin is not a terminal)');
       pass = await prompt('Password: ', true);
     }
-    const conn = await connection(ctx, host);
+    // The password was read once above (stdin cannot be read twice): only transport options here.
+    const conn = await transportOptions(ctx);
     const client = new RegistryClient({
       credentials: staticCredentials(
         { username, password: pass, source: `the credentials given to envext oci login` },
