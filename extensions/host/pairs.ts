@@ -149,9 +149,12 @@ export class HeaderMap {
     return out;
   }
 
+  /** A copy (keys are already lower-case; the cached encoding is shared until either changes). */
   clone(): HeaderMap {
     const m = new HeaderMap();
-    for (let i = 0; i < this.keys.length; i++) m.add(this.keys[i]!, this.values[i]!);
+    m.keys.push(...this.keys);
+    m.values.push(...this.values);
+    m.encoded = this.encoded;
     return m;
   }
 }

@@ -180,6 +180,9 @@ export class WasmVm {
   hostCalls = 0;
 
   private u8: Uint8Array = EMPTY;
+  private readonly strCache: ({ ptr: number; bytes: Uint8Array; str: string } | undefined)[] = new Array<undefined>(
+    64,
+  ).fill(undefined);
   private buf: Buffer = Buffer.alloc(0);
   private dv: DataView = new DataView(new ArrayBuffer(0));
 
@@ -431,6 +434,9 @@ export class WasmVm {
   // ---------------------------------------------------------------- guest memory
 
   private view(): Uint8Array {
+    // Growing a (non-shared) memory detaches its old ArrayBuffer, whose views then read as
+    // length 0: checking that is cheaper than the `memory.buffer` getter on every host call.
+    if (this.u8.length !== 0) return this.u8;
     const mem = this.memory;
     if (mem === undefined) return EMPTY;
     const b = mem.buffer;
@@ -458,6 +464,27 @@ export class WasmVm {
     ptr >>>= 0;
     size >>>= 0;
     if (!this.inBounds(ptr, size)) return undefined;
+    // Guests pass the same short strings (header names, log prefixes) from the same addresses
+    // again and again: a small direct-mapped cache, validated byte for byte, skips the decode.
+    if (size <= 32) {
+      const slot = (ptr ^ (size << 5)) & 63;
+      const hit = this.strCache[slot];
+      const u8 = this.u8;
+      if (hit !== undefined && hit.ptr === ptr && hit.bytes.length === size) {
+        const b = hit.bytes;
+        let same = true;
+        for (let i = 0; i < size; i++) {
+          if (b[i] !== u8[ptr + i]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) return hit.str;
+      }
+      const str = this.buf.toString('utf8', ptr, ptr + size);
+      this.strCache[slot] = { ptr, bytes: u8.slice(ptr, ptr + size), str };
+      return str;
+    }
     return this.buf.toString('utf8', ptr, ptr + size);
   }
 
