@@ -29,11 +29,10 @@ function digest(entry: string, options: Omit<BuildOptions, 'entry' | 'outFile'>)
   const h = createHash('sha256');
   const ascVersion = (require('assemblyscript/package.json') as { version: string }).version;
   h.update(JSON.stringify({ ascVersion, runtime: options.runtime ?? 'minimal', debug: options.debug === true }));
-  // The build code itself (build.ts from source, build.js when installed) is an input too.
-  for (const f of ['build.ts', 'build.js']) {
-    const p = fileURLToPath(new URL(f, import.meta.url));
-    if (existsSync(p)) h.update(readFileSync(p));
-  }
+  // The build code itself is an input too: its source when present (a checkout, whether this
+  // runs from source or from dist/), else the compiled build.js of an installed package.
+  const source = join(packageRoot(), 'extensions', 'sdk', 'build.ts');
+  h.update(readFileSync(existsSync(source) ? source : fileURLToPath(new URL('build.js', import.meta.url))));
   for (const f of [...tsFiles(dirname(entry), []), ...tsFiles(sdkAssemblyDir(), [])]) {
     h.update(f);
     h.update(readFileSync(f));
