@@ -65,4 +65,31 @@ describe('guest memory over many lifecycles', () => {
     expect(host.vmFailed()).toBe(false);
     expect(host.memoryBytes()).toBe(afterWarmup);
   }, 300_000);
+
+  it('stops growing with an HTTP callout per request (200,000 lifecycles, auth example): tokens are released', async () => {
+    const wasm = await exampleModule('auth');
+    const host = await HostEmulator.create(wasm, {
+      recordCalls: false,
+      keepCompletedStreams: 0,
+      pluginConfiguration: JSON.stringify({ cluster: 'auth' }),
+    });
+    host.startPlugin();
+    const withKey: HeaderPair[] = [...request, ['x-api-key', 'k-1']];
+    const one = (i: number): void => {
+      const id = host.initializeHttpContext();
+      host.callOnRequestHeaders(id, withKey, true);
+      const [call] = host.pendingCallouts();
+      // Alternate allowed and denied answers: both paths must release their memory.
+      host.callOnHttpCallResponse(call!.token, { headers: [[':status', i % 2 === 0 ? '200' : '403']] });
+      if (i % 2 === 0) host.callOnResponseHeaders(id, response, true);
+      host.completeHttpContext(id);
+    };
+    for (let i = 0; i < WARMUP; i++) one(i);
+    const afterWarmup = host.memoryBytes();
+    for (let i = WARMUP; i < 200_000; i++) one(i);
+    expect(host.vmFailed()).toBe(false);
+    expect(host.pendingCallouts()).toEqual([]);
+    expect(host.memoryBytes()).toBe(afterWarmup);
+    expect(host.counter('envext_auth_allowed')).toBe(100_000n);
+  }, 300_000);
 });

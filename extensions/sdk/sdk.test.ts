@@ -260,3 +260,25 @@ describe('SDK capabilities through the host emulator', () => {
     expect(host.vmFailed()).toBe(false);
   });
 });
+
+describe('several root contexts in one module', () => {
+  it('picks the root by root_id, keeps their streams apart, and logs an unknown root_id', async () => {
+    const wasm2 = await sdkTestModule('two-roots');
+    const host = await HostEmulator.create(wasm2);
+    host.startPlugin({ rootId: 'alpha' });
+    host.startPlugin({ rootId: 'beta' });
+    expect(host.logs('info')).toEqual(['alpha configured', 'beta configured']);
+    for (const rootId of ['alpha', 'beta']) {
+      const id = host.initializeHttpContext({ rootId });
+      host.callOnRequestHeaders(id, [[':path', '/']], true);
+      expect(host.currentRequestHeaders(id)).toContainEqual(['x-root', rootId]);
+      host.completeHttpContext(id);
+    }
+    host.startPlugin({ rootId: 'gamma' });
+    expect(host.logs('error')).toEqual(["no root context registered for root_id 'gamma' (registerRootContext)"]);
+    const id = host.initializeHttpContext({ rootId: 'gamma' });
+    expect(host.callOnRequestHeaders(id, [[':path', '/']], true)).toBe(HeadersStatus.Continue);
+    expect(host.currentRequestHeaders(id)).toEqual([[':path', '/']]);
+    expect(host.vmFailed()).toBe(false);
+  }, 180_000);
+});
