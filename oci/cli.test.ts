@@ -109,6 +109,22 @@ describe('envext oci CLI', () => {
       (JSON.parse(raw.toString()) as { annotations: Record<string, string> }).annotations['org.example/team'],
     ).toBe('edge');
 
+    const mounted = await envext([
+      'oci',
+      'push',
+      `${reg.host}/cli/copy:v1`,
+      join(work, 'filter.wasm'),
+      '--mount-from',
+      'cli/filter',
+      '--annotation',
+      'org.example/team=edge',
+      '--json',
+      ...tls,
+    ]);
+    expect(
+      (JSON.parse(mounted.out) as { blobs: { result: string }[]; manifestDigest: string }).blobs.map((b) => b.result),
+    ).toEqual(['mounted', 'mounted']);
+
     const inspect = await envext(['oci', 'inspect', ref, ...tls]);
     expect(inspect.code).toBe(0);
     expect(inspect.out).toContain(`manifest digest:  ${pushed.manifestDigest}`);

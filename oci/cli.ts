@@ -148,6 +148,11 @@ const pushCommand: Command = {
       description: `image layout: ${WASM_LAYOUTS.join(', ')}`,
       defaultText: DEFAULT_LAYOUT,
     },
+    'mount-from': {
+      type: 'string',
+      valueName: 'REPOSITORY',
+      description: 'another repository on the same registry to mount existing blobs from',
+    },
     annotation: {
       type: 'string',
       short: 'a',
@@ -180,11 +185,13 @@ const pushCommand: Command = {
     } catch (e) {
       throw new UsageError(`cannot read module ${file}: ${(e as Error).message}`);
     }
+    const mountFrom = stringOption(ctx, 'mount-from');
     const json = booleanOption(ctx, 'json');
     const bar = progressBar(ctx.stderr, 'pushing', !json);
     const r = await pushWasmModule(refText, module, {
       format,
       annotations,
+      ...(mountFrom === undefined ? {} : { mountFrom }),
       ...(await connection(ctx, ref.registry)),
       onProgress: (d, t) => bar.update(d, t),
     }).finally(() => bar.finish());
