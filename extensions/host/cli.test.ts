@@ -152,6 +152,37 @@ describe('envext wasm run', () => {
     expect(none.out).toContain('local reply: 403 (denied)');
   });
 
+  it.each([
+    { flags: [], status: 503, forwarded: false, code: 1 },
+    { flags: ['--fail-open'], status: 200, forwarded: true, code: 1 },
+  ])('a trap fails the VM: 503 wasm_fail_stream, or bypass with $flags', async ({ flags, status, forwarded, code }) => {
+    const r = await run(
+      'wasm',
+      'run',
+      `${examples}trap.wat`,
+      '--request',
+      `${examples}request.json`,
+      '--response',
+      `${examples}response.json`,
+      '--json',
+      ...flags,
+    );
+    expect(r.code).toBe(code);
+    const out = JSON.parse(r.out) as RunJson & { vmFailure: { callback: string } };
+    expect(out.vmFailure.callback).toBe('proxy_on_request_headers');
+    expect(out.request.forwarded).toBe(forwarded);
+    expect(out.response?.headers[0]).toEqual([':status', String(status)]);
+    if (status === 503) expect(out.localReply).toMatchObject({ details: 'wasm_fail_stream', grpcStatus: 14 });
+  });
+
+  it('refuses a module with unknown imports (examples/wasm/bad-imports.wat)', async () => {
+    const r = await run('wasm', 'run', `${examples}bad-imports.wat`, '--request', `${examples}request.json`);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      'missing import: env.abort; Failed to load Wasm module due to a missing import: env.proxy_nope',
+    );
+  });
+
   it('rejects a bad request file naming the field', async () => {
     const req = join(tmp, 'bad-req.json');
     writeFileSync(req, JSON.stringify({ path: 'nope', headers: { a: 1, b: {} } }));

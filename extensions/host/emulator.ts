@@ -529,10 +529,27 @@ export class HostEmulator {
    * Envoy's CHECK_FAIL_HTTP: after a VM failure, fail-open bypasses the filter; fail-closed
    * answers the stream once with a local 503 `wasm_fail_stream` (gRPC Unavailable) and stops.
    */
-  private failedHttp(s: Stream, kind: 'headers' | 'data' | 'trailers'): number {
+  private failedHttp(
+    s: Stream,
+    kind: 'headers' | 'data' | 'trailers',
+    phase: StreamAction['phase'],
+    names: readonly string[],
+    chunk?: Uint8Array,
+  ): number {
     s.ctx.streamFailed = true;
     const policy = s.plugin.info.failurePolicy;
-    if (policy === 'FAIL_OPEN') return 0;
+    // Fail-open bypasses the filter; the response side of the fail reply itself skips it too.
+    if (policy === 'FAIL_OPEN' || (phase.startsWith('response') && s.failReplied)) {
+      if (chunk !== undefined) (phase.startsWith('request') ? s.forwardedRequest : s.forwardedResponse).push(chunk);
+      return this.act(s, phase, 0, names);
+    }
+    const status =
+      kind === 'headers'
+        ? HeadersStatus.StopAllIterationAndWatermark
+        : kind === 'data'
+          ? DataStatus.StopIterationNoBuffer
+          : TrailersStatus.StopIteration;
+    this.act(s, phase, status, names);
     if (!s.failReplied) {
       s.failReplied = true;
       s.ctx.localResponse ??= {
@@ -544,11 +561,7 @@ export class HostEmulator {
       };
       this.applyLocalResponse(s);
     }
-    return kind === 'headers'
-      ? HeadersStatus.StopAllIterationAndWatermark
-      : kind === 'data'
-        ? DataStatus.StopIterationNoBuffer
-        : TrailersStatus.StopIteration;
+    return status;
   }
 
   /** True when the stream no longer reaches the guest (reset, or answered locally). */
@@ -579,14 +592,14 @@ export class HostEmulator {
     }
     if (this.gone(s)) return this.act(s, phase, HeadersStatus.Continue, HEADERS_NAMES) as HeadersStatus;
     if (vm.failed || ctx.streamFailed) {
-      return this.act(s, phase, this.failedHttp(s, 'headers'), HEADERS_NAMES) as HeadersStatus;
+      return this.failedHttp(s, 'headers', phase, HEADERS_NAMES) as HeadersStatus;
     }
     const fn = dir === 'request' ? vm.fnRequestHeaders : vm.fnResponseHeaders;
     if (dir === 'request') ctx.requestHeadersOpen = true;
     else ctx.responseHeadersOpen = true;
     vm.nextIterationStopped = false;
     const raw = this.call(vm, `proxy_on_${phase}`, ctx, fn, ctx.id, map.size, eos ? 1 : 0);
-    if (vm.failed) return this.act(s, phase, this.failedHttp(s, 'headers'), HEADERS_NAMES) as HeadersStatus;
+    if (vm.failed) return this.failedHttp(s, 'headers', phase, HEADERS_NAMES) as HeadersStatus;
     const status = translateHeadersStatus(raw, vm.lastCallStopped, this.opts.allowOnHeadersStopIteration === true);
     const stopped = status === HeadersStatus.StopIteration || status >= HeadersStatus.StopAllIterationAndBuffer;
     if (dir === 'request') {
@@ -618,9 +631,7 @@ export class HostEmulator {
       return this.act(s, phase, DataStatus.StopIterationNoBuffer, DATA_NAMES) as DataStatus;
     }
     if (vm.failed || ctx.streamFailed) {
-      const st = this.failedHttp(s, 'data');
-      if (st === DataStatus.Continue) (req ? s.forwardedRequest : s.forwardedResponse).push(chunk);
-      return this.act(s, phase, st, DATA_NAMES) as DataStatus;
+      return this.failedHttp(s, 'data', phase, DATA_NAMES, chunk) as DataStatus;
     }
     // While headers are stopped-all, Envoy buffers data without calling the filter.
     if (req ? s.requestStopAll : s.responseStopAll) {
@@ -672,7 +683,7 @@ export class HostEmulator {
     if (vm.failed) {
       if (req) ctx.requestBodyOpen = false;
       else ctx.responseBodyOpen = false;
-      return this.act(s, phase, this.failedHttp(s, 'data'), DATA_NAMES) as DataStatus;
+      return this.failedHttp(s, 'data', phase, DATA_NAMES) as DataStatus;
     }
     const status = translateDataStatus(raw, vm.lastCallStopped);
     const keep = status === DataStatus.StopIterationAndBuffer || status === DataStatus.StopIterationAndWatermark;
@@ -707,7 +718,7 @@ export class HostEmulator {
       return this.act(s, phase, TrailersStatus.StopIteration, TRAILERS_NAMES) as TrailersStatus;
     }
     if (vm.failed || ctx.streamFailed) {
-      return this.act(s, phase, this.failedHttp(s, 'trailers'), TRAILERS_NAMES) as TrailersStatus;
+      return this.failedHttp(s, 'trailers', phase, TRAILERS_NAMES) as TrailersStatus;
     }
     const pending = req ? s.pendingRequest : s.pendingResponse;
     if ((req ? s.requestStopAll : s.responseStopAll) && pending !== undefined) {
@@ -719,7 +730,7 @@ export class HostEmulator {
     vm.nextIterationStopped = false;
     const fn = req ? vm.fnRequestTrailers : vm.fnResponseTrailers;
     const raw = this.call(vm, `proxy_on_${phase}`, ctx, fn, ctx.id, map.size);
-    if (vm.failed) return this.act(s, phase, this.failedHttp(s, 'trailers'), TRAILERS_NAMES) as TrailersStatus;
+    if (vm.failed) return this.failedHttp(s, 'trailers', phase, TRAILERS_NAMES) as TrailersStatus;
     const status = translateTrailersStatus(raw, vm.lastCallStopped);
     if (status === TrailersStatus.Continue) {
       if (req) ctx.requestTrailersOpen = false;
