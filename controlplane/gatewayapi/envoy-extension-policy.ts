@@ -14,12 +14,19 @@
  *   - a Gateway/listener/route policy that more specific policies override gets `Overridden`.
  */
 import type { Condition, EnvoyExtensionPolicy, ExtProcSpec, PolicyTargetReference, WasmSpec } from '../api/types.js';
-import type { BodyMode, DestinationSetting, EnvoyExtensions, ExtProc, Wasm } from '../ir/types.js';
+import type { BodyMode, DestinationSetting, EnvoyExtensions, ExtProc, ExtProcSide, Wasm } from '../ir/types.js';
 import { getResource, listResources } from '../provider/snapshot.js';
 import { referenceAllowed, resolveExtServiceRef, secretValue, unsupportedTlsPolicyFor } from './backend-refs.js';
 import type { GatewayContext, ListenerContext, MutableRoute, RouteContext, TranslationContext } from './context.js';
 import { selectorMatches } from './http-route.js';
-import { ConditionSet, condition, truncateMessage, type ParentRefStatus, type PolicyAncestorStatus } from './status.js';
+import {
+  ConditionSet,
+  cmp,
+  condition,
+  truncateMessage,
+  type ParentRefStatus,
+  type PolicyAncestorStatus,
+} from './status.js';
 import { defaultPullPolicy, normalizeImageUrl, type WasmCodeSource, type WasmModuleRequest } from './wasm-modules.js';
 
 const GW_GROUP = 'gateway.networking.k8s.io';
@@ -31,9 +38,9 @@ const MAX_ANCESTORS = 16;
 export function sortPolicies(policies: readonly EnvoyExtensionPolicy[]): EnvoyExtensionPolicy[] {
   return [...policies].sort(
     (a, b) =>
-      (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') ||
-      (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
-      a.metadata.name.localeCompare(b.metadata.name),
+      cmp(a.metadata.creationTimestamp ?? '', b.metadata.creationTimestamp ?? '') ||
+      cmp(a.metadata.namespace ?? '', b.metadata.namespace ?? '') ||
+      cmp(a.metadata.name, b.metadata.name),
   );
 }
 
@@ -249,13 +256,16 @@ function translateExtProc(
   const first = refs[0];
   if (first === undefined) return { ok: false, message: 'no backendRefs found for external service' };
   const authority = `${first.name}.${first.namespace ?? ns}${first.port === undefined ? '' : `:${first.port}`}`;
-  const side = (s: { body?: string; attributes?: readonly string[] } | undefined): ExtProc['requestMode'] => {
-    if (s === undefined) return undefined;
-    const body = s.body === undefined ? undefined : BODY[s.body];
-    return { ...(body === undefined ? {} : { body }), attributes: [...(s.attributes ?? [])] };
+  const side = (s: { body?: string; attributes?: readonly string[] } | undefined): ExtProcSide => {
+    const body = s?.body === undefined ? undefined : BODY[s.body];
+    return {
+      headers: s !== undefined,
+      ...(body === undefined ? {} : { body }),
+      attributes: [...(s?.attributes ?? [])],
+    };
   };
-  const requestMode = side(e.processingMode?.request);
-  const responseMode = side(e.processingMode?.response);
+  const request = side(e.processingMode?.request);
+  const response = side(e.processingMode?.response);
   const timeout = e.messageTimeout === undefined ? undefined : durationMs(e.messageTimeout);
   return {
     ok: true,
@@ -265,8 +275,8 @@ function translateExtProc(
       authority,
       ...(timeout === undefined ? {} : { messageTimeoutMs: timeout }),
       ...(e.failOpen === undefined ? {} : { failOpen: e.failOpen }),
-      ...(requestMode === undefined ? {} : { requestMode }),
-      ...(responseMode === undefined ? {} : { responseMode }),
+      request,
+      response,
       allowModeOverride: e.processingMode?.allowModeOverride === true,
       ...(e.shadowMode === undefined ? {} : { observabilityMode: e.shadowMode }),
       forwardingNamespaces: [...(e.metadata?.accessibleNamespaces ?? [])],
@@ -498,7 +508,7 @@ function policyTargets(ctx: TranslationContext, policy: EnvoyExtensionPolicy): P
           c.labels,
         ),
       )
-      .sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
+      .sort((a, b) => cmp(a.created, b.created) || cmp(a.name, b.name));
     for (const c of matched) push({ group: GW_GROUP, kind: c.kind, name: c.name });
   }
   if (policy.spec.targetRef !== undefined) push(policy.spec.targetRef);

@@ -27,7 +27,7 @@ import type {
 import { getResource } from '../provider/snapshot.js';
 import { resolveRouteBackendRef } from './backend-refs.js';
 import type { ListenerContext, MutableRoute, RouteContext, RouteParentContext, TranslationContext } from './context.js';
-import { ConditionSet, condition } from './status.js';
+import { ConditionSet, cmp, condition } from './status.js';
 
 const GW_GROUP = 'gateway.networking.k8s.io';
 
@@ -388,9 +388,9 @@ export function translateRoutes(ctx: TranslationContext): void {
   // Gateway API precedence between routes: oldest first, then namespace/name.
   routes.sort(
     (a, b) =>
-      (a.route.metadata.creationTimestamp ?? '').localeCompare(b.route.metadata.creationTimestamp ?? '') ||
-      (a.route.metadata.namespace ?? '').localeCompare(b.route.metadata.namespace ?? '') ||
-      a.route.metadata.name.localeCompare(b.route.metadata.name),
+      cmp(a.route.metadata.creationTimestamp ?? '', b.route.metadata.creationTimestamp ?? '') ||
+      cmp(a.route.metadata.namespace ?? '', b.route.metadata.namespace ?? '') ||
+      cmp(a.route.metadata.name, b.route.metadata.name),
   );
   for (const { kind, route } of routes) {
     const rc: RouteContext = { kind, route, parents: [] };

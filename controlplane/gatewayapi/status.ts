@@ -112,3 +112,8 @@ export function truncateMessage(message: string): string {
       .toString() + suffix
   );
 }
+
+/** Byte-wise string order (Go's `<`), which Envoy Gateway's sorting uses; also far faster than localeCompare. */
+export function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

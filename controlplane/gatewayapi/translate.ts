@@ -15,7 +15,7 @@ import type { MutableRoute, TranslateDeps, TranslationContext } from './context.
 import { translateEnvoyExtensionPolicies } from './envoy-extension-policy.js';
 import { translateGateways } from './gateway.js';
 import { sortRoutes, translateRoutes } from './http-route.js';
-import { condition, type ResourceStatus } from './status.js';
+import { cmp, condition, type ResourceStatus } from './status.js';
 
 export type { TranslateDeps } from './context.js';
 
@@ -53,11 +53,11 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
   const policyStatuses = translateEnvoyExtensionPolicies(ctx);
 
   const statuses: ResourceStatus[] = [];
-  for (const [name, conditions] of [...ctx.classConditions].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [name, conditions] of [...ctx.classConditions].sort(([a], [b]) => cmp(a, b))) {
     statuses.push({ kind: 'GatewayClass', name, status: { conditions } });
   }
   const ir = new Map<string, XdsIr>();
-  for (const gw of [...ctx.gateways.values()].sort((a, b) => a.key.localeCompare(b.key))) {
+  for (const gw of [...ctx.gateways.values()].sort((a, b) => cmp(a.key, b.key))) {
     statuses.push({
       kind: 'Gateway',
       namespace: gw.gateway.metadata.namespace ?? 'default',
@@ -79,11 +79,9 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
     }
     if (http.length > 0) ir.set(gw.key, { name: gw.key, http, filterOrder: gw.filterOrder });
   }
-  for (const rc of [...ctx.routes].sort((a, b) =>
-    `${a.kind}/${a.route.metadata.namespace ?? ''}/${a.route.metadata.name}`.localeCompare(
-      `${b.kind}/${b.route.metadata.namespace ?? ''}/${b.route.metadata.name}`,
-    ),
-  )) {
+  const routeKey = (r: (typeof ctx.routes)[number]): string =>
+    `${r.kind}/${r.route.metadata.namespace ?? ''}/${r.route.metadata.name}`;
+  for (const rc of [...ctx.routes].sort((a, b) => cmp(routeKey(a), routeKey(b)))) {
     statuses.push({
       kind: rc.kind,
       namespace: rc.route.metadata.namespace ?? 'default',
@@ -97,7 +95,7 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
       },
     });
   }
-  for (const [key, ancestors] of [...policyStatuses].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [key, ancestors] of [...policyStatuses].sort(([a], [b]) => cmp(a, b))) {
     const slash = key.indexOf('/');
     statuses.push({
       kind: 'EnvoyExtensionPolicy',

@@ -93,10 +93,9 @@ export function wasmRequestKey(request: WasmModuleRequest): string {
     s.url,
     s.sha256 ?? '',
     s.type === 'Image' ? (s.pullSecret ?? '') : '',
-    s.type === 'Image'
-      ? createHash('sha256')
-          .update(s.dockerConfigJson ?? '')
-          .digest('hex')
+    // Secrets change without the policy changing; hash them so the key follows the credentials.
+    s.type === 'Image' && s.dockerConfigJson !== undefined
+      ? createHash('sha256').update(s.dockerConfigJson).digest('hex')
       : '',
     request.pullPolicy,
   ]);
@@ -180,7 +179,18 @@ const sha256Hex = (s: string): string => createHash('sha256').update(s).digest('
 export class DeterministicWasmResolver implements WasmModuleResolver, WasmModuleLookup {
   constructor(private readonly controllerNamespace = 'envoy-gateway-system') {}
 
+  private readonly memo = new Map<string, WasmResolution>();
+
   resolveSync(request: WasmModuleRequest): WasmResolution {
+    const memoKey = `${request.source.url}\n${request.source.sha256 ?? ''}`;
+    const known = this.memo.get(memoKey);
+    if (known !== undefined) return known;
+    const r = this.compute(request);
+    this.memo.set(memoKey, r);
+    return r;
+  }
+
+  private compute(request: WasmModuleRequest): WasmResolution {
     const url = request.source.url;
     const hash = sha256Hex(url);
     const checksum = sha256Hex(`salt${hash}`);

@@ -181,11 +181,22 @@ export interface ExtProc {
   /** Milliseconds; absent = Envoy's default. */
   readonly messageTimeoutMs?: number;
   readonly failOpen?: boolean;
-  /** Presence turns on header sending for that side. */
-  readonly requestMode?: { readonly body?: BodyMode; readonly attributes: readonly string[] };
-  readonly responseMode?: { readonly body?: BodyMode; readonly attributes: readonly string[] };
+  /** What Envoy sends the processor for requests. */
+  readonly request: ExtProcSide;
+  /** What Envoy sends the processor for responses. */
+  readonly response: ExtProcSide;
   readonly allowModeOverride: boolean;
   readonly observabilityMode?: boolean;
   readonly forwardingNamespaces: readonly string[];
   readonly receivingNamespaces: readonly string[];
+}
+
+/** One direction of ext_proc processing. */
+export interface ExtProcSide {
+  /** Send headers (`processingMode.request`/`.response` present in the policy). */
+  readonly headers: boolean;
+  /** Body mode; absent = the body is not sent. */
+  readonly body?: BodyMode;
+  /** Envoy attributes sent with the headers (`request.path`, `source.address`, …). */
+  readonly attributes: readonly string[];
 }

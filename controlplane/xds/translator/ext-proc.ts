@@ -18,16 +18,16 @@ function durationOf(ms: number): { seconds: number; nanos?: number } {
 }
 
 export function extProcFilterConfig(e: ExtProc): Record<string, unknown> {
-  const req = e.requestMode;
-  const res = e.responseMode;
+  const req = e.request;
+  const res = e.response;
   const processing_mode: Record<string, unknown> = {
-    request_header_mode: req === undefined ? 'SKIP' : 'SEND',
-    response_header_mode: res === undefined ? 'SKIP' : 'SEND',
-    ...(req?.body === undefined ? {} : { request_body_mode: req.body }),
-    ...(res?.body === undefined ? {} : { response_body_mode: res.body }),
+    request_header_mode: req.headers ? 'SEND' : 'SKIP',
+    response_header_mode: res.headers ? 'SEND' : 'SKIP',
+    ...(req.body === undefined ? {} : { request_body_mode: req.body }),
+    ...(res.body === undefined ? {} : { response_body_mode: res.body }),
     // Full-duplex streaming needs trailers to know where the body ends.
-    request_trailer_mode: req?.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
-    response_trailer_mode: res?.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
+    request_trailer_mode: req.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
+    response_trailer_mode: res.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
   };
   const metadata =
     e.forwardingNamespaces.length === 0 && e.receivingNamespaces.length === 0
@@ -47,12 +47,13 @@ export function extProcFilterConfig(e: ExtProc): Record<string, unknown> {
       timeout: { seconds: 10 },
     },
     processing_mode,
-    ...(e.failOpen === undefined ? {} : { failure_mode_allow: e.failOpen }),
+    // proto3 JSON leaves out false; Envoy Gateway's output does too.
+    ...(e.failOpen === true ? { failure_mode_allow: true } : {}),
     ...(e.messageTimeoutMs === undefined ? {} : { message_timeout: durationOf(e.messageTimeoutMs) }),
-    ...(e.observabilityMode === undefined ? {} : { observability_mode: e.observabilityMode }),
+    ...(e.observabilityMode === true ? { observability_mode: true } : {}),
     ...(e.allowModeOverride ? { allow_mode_override: true } : {}),
-    ...(req === undefined || req.attributes.length === 0 ? {} : { request_attributes: [...req.attributes] }),
-    ...(res === undefined || res.attributes.length === 0 ? {} : { response_attributes: [...res.attributes] }),
+    ...(req.attributes.length === 0 ? {} : { request_attributes: [...req.attributes] }),
+    ...(res.attributes.length === 0 ? {} : { response_attributes: [...res.attributes] }),
     ...(metadata === undefined ? {} : { metadata_options: metadata }),
   };
 }
@@ -60,13 +61,15 @@ export function extProcFilterConfig(e: ExtProc): Record<string, unknown> {
 export function createExtProcPlugin(): HttpFilterPlugin {
   return {
     type: EXT_PROC_FILTER,
-    filtersForRoute(route: HttpRoute): ReadonlyMap<string, HcmFilter> {
-      const out = new Map<string, HcmFilter>();
-      for (const e of route.envoyExtensions?.extProcs ?? []) {
-        const name = `${EXT_PROC_FILTER}/${e.name}`;
-        out.set(name, { name, disabled: true, typed_config: extProcFilterConfig(e) });
-      }
-      return out;
+    filtersForRoute(route: HttpRoute) {
+      return (route.envoyExtensions?.extProcs ?? []).map((e) => ({
+        name: `${EXT_PROC_FILTER}/${e.name}`,
+        build: (): HcmFilter => ({
+          name: `${EXT_PROC_FILTER}/${e.name}`,
+          disabled: true,
+          typed_config: extProcFilterConfig(e),
+        }),
+      }));
     },
     clusters(ir: XdsIr): readonly ClusterResource[] {
       const seen = new Map<string, ClusterResource>();

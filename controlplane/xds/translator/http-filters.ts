@@ -29,52 +29,57 @@ export interface ClusterResource {
 export interface HttpFilterPlugin {
   /** Filter type, e.g. `envoy.filters.http.wasm`. */
   readonly type: string;
-  /** HCM filters this route needs (one per extension instance), keyed by full filter name. */
-  filtersForRoute(route: HttpRoute): ReadonlyMap<string, HcmFilter>;
+  /**
+   * Names of the HCM filters this route enables (one per extension instance). `build` makes the
+   * filter's HCM entry; it is called once per name per listener, however many routes share it.
+   */
+  filtersForRoute(route: HttpRoute): readonly { readonly name: string; readonly build: () => HcmFilter }[];
   /** Extra clusters the IR needs (ext_proc backends, the wasm code server). Called once per IR. */
   clusters(ir: XdsIr): readonly ClusterResource[];
 }
 
+/** Fixed ranks (Envoy Gateway's table); lua/ext_proc/wasm/dynamic_modules add their list index. */
+const FIXED_RANKS: readonly (readonly [string, number])[] = [
+  ['envoy.filters.http.custom_response', 0],
+  ['envoy.filters.http.health_check', 1],
+  ['envoy.filters.http.fault', 2],
+  ['envoy.filters.http.cors', 3],
+  ['envoy.filters.http.csrf', 4],
+  ['envoy.filters.http.header_mutation', 5],
+  ['envoy.filters.http.ext_authz', 6],
+  ['envoy.filters.http.api_key_auth', 7],
+  ['envoy.filters.http.basic_auth', 8],
+  ['envoy.filters.http.oauth2', 9],
+  ['envoy.filters.http.jwt_authn', 10],
+  ['envoy.filters.http.stateful_session', 11],
+  ['envoy.filters.http.buffer', 12],
+  ['envoy.filters.http.geoip', 300],
+  ['envoy.filters.http.rbac', 301],
+  ['envoy.filters.http.local_ratelimit', 302],
+  ['envoy.filters.http.ratelimit', 303],
+  ['envoy.filters.http.bandwidth_limit', 304],
+  ['envoy.filters.http.grpc_web', 305],
+  ['envoy.filters.http.grpc_stats', 306],
+  ['envoy.filters.http.credential_injector', 307],
+  ['envoy.filters.http.compressor', 308],
+  ['envoy.filters.http.dynamic_forward_proxy', 309],
+  [ROUTER_FILTER, 310],
+];
+
 /**
- * Default rank of a filter type (lower runs first), Envoy Gateway's table; `idx` is the number
- * after the last `/` of the instance name, so every policy's `wasm/0` precedes every `wasm/1`.
+ * Default rank of a filter (lower runs first). `idx` is the number after the last `/` of the
+ * instance name, so every policy's `wasm/0` precedes every `wasm/1`.
  */
-function rank(name: string): number {
+export function filterRank(name: string): number {
   const idx = (): number => {
     const n = Number(name.slice(name.lastIndexOf('/') + 1));
     return Number.isInteger(n) ? n : 0;
   };
-  const fixed: readonly [string, number][] = [
-    ['envoy.filters.http.custom_response', 0],
-    ['envoy.filters.http.health_check', 1],
-    ['envoy.filters.http.fault', 2],
-    ['envoy.filters.http.cors', 3],
-    ['envoy.filters.http.csrf', 4],
-    ['envoy.filters.http.header_mutation', 5],
-    ['envoy.filters.http.ext_authz', 6],
-    ['envoy.filters.http.api_key_auth', 7],
-    ['envoy.filters.http.basic_auth', 8],
-    ['envoy.filters.http.oauth2', 9],
-    ['envoy.filters.http.jwt_authn', 10],
-    ['envoy.filters.http.stateful_session', 11],
-    ['envoy.filters.http.buffer', 12],
-    ['envoy.filters.http.geoip', 300],
-    ['envoy.filters.http.rbac', 301],
-    ['envoy.filters.http.local_ratelimit', 302],
-    ['envoy.filters.http.ratelimit', 303],
-    ['envoy.filters.http.bandwidth_limit', 304],
-    ['envoy.filters.http.grpc_web', 305],
-    ['envoy.filters.http.grpc_stats', 306],
-    ['envoy.filters.http.credential_injector', 307],
-    ['envoy.filters.http.compressor', 308],
-    ['envoy.filters.http.dynamic_forward_proxy', 309],
-    [ROUTER_FILTER, 310],
-  ];
   if (name.startsWith('envoy.filters.http.lua')) return 13 + idx();
   if (name.startsWith('envoy.filters.http.ext_proc')) return 100 + idx();
   if (name.startsWith('envoy.filters.http.wasm')) return 200 + idx();
   if (name.startsWith('envoy.filters.http.dynamic_modules')) return 250 + idx();
-  for (const [prefix, r] of fixed) if (name.startsWith(prefix)) return r;
+  for (const [prefix, r] of FIXED_RANKS) if (name.startsWith(prefix)) return r;
   return 50;
 }
 
@@ -93,9 +98,10 @@ export function orderFilters<T extends { readonly name: string }>(
   filters: readonly T[],
   custom: readonly FilterPosition[],
 ): T[] {
-  let list = [...filters].sort(
-    (a, b) => rank(a.name) - rank(b.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
-  );
+  // Rank once per filter, not once per comparison.
+  const ranked = filters.map((f) => ({ f, r: filterRank(f.name) }));
+  ranked.sort((a, b) => a.r - b.r || (a.f.name < b.f.name ? -1 : a.f.name > b.f.name ? 1 : 0));
+  let list = ranked.map((x) => x.f);
   for (const pos of custom) {
     const moving = list.filter((f) => f.name.startsWith(pos.name));
     if (moving.length === 0) continue;

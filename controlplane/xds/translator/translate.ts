@@ -193,8 +193,8 @@ function buildHcm(
     for (const r of l.routes) {
       const names: string[] = [];
       for (const plugin of plugins) {
-        for (const [name, f] of plugin.filtersForRoute(r)) {
-          if (!filters.has(name)) filters.set(name, f);
+        for (const { name, build } of plugin.filtersForRoute(r)) {
+          if (!filters.has(name)) filters.set(name, build());
           names.push(name);
         }
       }
@@ -250,7 +250,7 @@ function byName(a: XdsResource, b: XdsResource): number {
 
 /** Translates one Gateway's IR. Pure and deterministic: the same IR gives the same resources. */
 export function translateXds(ir: XdsIr): XdsResources {
-  const plugins: HttpFilterPlugin[] = [createExtProcPlugin(), createWasmPlugin(ir)];
+  const plugins: HttpFilterPlugin[] = [createExtProcPlugin(), createWasmPlugin()];
   const listeners: XdsResource[] = [];
   const routes: XdsResource[] = [];
   const clusters = new Map<string, ClusterResource>();

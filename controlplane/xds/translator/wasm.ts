@@ -12,14 +12,13 @@ import type { ClusterResource, HcmFilter, HttpFilterPlugin } from './http-filter
 export const WASM_FILTER = 'envoy.filters.http.wasm';
 export const WASM_CLUSTER = 'wasm_cluster';
 
-/** The cluster serving a module URL: `wasm_cluster` for the first host seen, `wasm_cluster/<host:port>` for others. */
-function clusterFor(url: URL, first: string | undefined): string {
-  return first === undefined || first === url.host ? WASM_CLUSTER : `${WASM_CLUSTER}/${url.host}`;
-}
-
-function firstHost(ir: XdsIr): string | undefined {
+/**
+ * The module cache serves every module from one server, so every filter fetches through the one
+ * cluster `wasm_cluster` (as in Envoy Gateway), which points at the host of the first serving URL.
+ */
+function firstUrl(ir: XdsIr): URL | undefined {
   for (const l of ir.http)
-    for (const r of l.routes) for (const w of r.envoyExtensions?.wasms ?? []) return new URL(w.code.servingUrl).host;
+    for (const r of l.routes) for (const w of r.envoyExtensions?.wasms ?? []) return new URL(w.code.servingUrl);
   return undefined;
 }
 
@@ -50,34 +49,24 @@ export function wasmFilterConfig(w: Wasm, cluster: string): Record<string, unkno
   };
 }
 
-export function createWasmPlugin(ir: XdsIr): HttpFilterPlugin {
-  const first = firstHost(ir);
+export function createWasmPlugin(): HttpFilterPlugin {
   return {
     type: WASM_FILTER,
-    filtersForRoute(route: HttpRoute): ReadonlyMap<string, HcmFilter> {
-      const out = new Map<string, HcmFilter>();
-      for (const w of route.envoyExtensions?.wasms ?? []) {
-        const name = `${WASM_FILTER}/${w.name}`;
-        out.set(name, {
-          name,
+    filtersForRoute(route: HttpRoute) {
+      return (route.envoyExtensions?.wasms ?? []).map((w) => ({
+        name: `${WASM_FILTER}/${w.name}`,
+        build: (): HcmFilter => ({
+          name: `${WASM_FILTER}/${w.name}`,
           disabled: true,
-          typed_config: wasmFilterConfig(w, clusterFor(new URL(w.code.servingUrl), first)),
-        });
-      }
-      return out;
+          typed_config: wasmFilterConfig(w, WASM_CLUSTER),
+        }),
+      }));
     },
     clusters(x: XdsIr): readonly ClusterResource[] {
-      const hosts = new Map<string, URL>();
-      for (const l of x.http)
-        for (const r of l.routes)
-          for (const w of r.envoyExtensions?.wasms ?? []) {
-            const u = new URL(w.code.servingUrl);
-            if (!hosts.has(u.host)) hosts.set(u.host, u);
-          }
-      return [...hosts.values()].map((u) => {
-        const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
-        return hostCluster(clusterFor(u, first), u.hostname.replace(/^\[|\]$/gu, ''), port, u.protocol === 'https:');
-      });
+      const u = firstUrl(x);
+      if (u === undefined) return [];
+      const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+      return [hostCluster(WASM_CLUSTER, u.hostname.replace(/^\[|\]$/gu, ''), port, u.protocol === 'https:')];
     },
   };
 }
