@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DataStatus, HeadersStatus, TrailersStatus } from './abi.js';
 import { HostEmulator, type EmulatorOptions } from './emulator.js';
+import { encodePairList } from './pairs.js';
 import { proxyModule } from './testdata/wat-module.js';
 import { compileWat } from './wat.js';
 
@@ -297,4 +298,51 @@ describe('TCP', () => {
       expect(host.callOnDownstreamData(next, 'y')).toBe(status);
     },
   );
+});
+
+describe('plugin configuration and shutdown', () => {
+  const cfg = `
+    (func (export "proxy_validate_configuration") (param i32) (param $n i32) (result i32) (i32.lt_u (local.get $n) (i32.const 5)))
+    (func (export "proxy_on_configure") (param i32) (param $n i32) (result i32)
+      (i32.store (i32.const 512) (local.get $n)) (i32.lt_u (local.get $n) (i32.const 5)))
+    (func (export "proxy_on_request_metadata") (param i32) (param $n i32) (result i32) (i32.store (i32.const 516) (local.get $n)) (i32.const 0))
+    (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_delete") (param $c i32) (i32.store (i32.const 520) (local.get $c)))
+    (func (export "call") (result i32)
+      (call $proxy_http_call (i32.const 1024) (i32.const 1) (i32.load (i32.const 248)) (i32.load (i32.const 252))
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 256)))
+    (data (i32.const 1024) "c")`;
+
+  it('validates and reconfigures through proxy_validate_configuration / proxy_on_configure', async () => {
+    const host = await emulator(cfg, { pluginConfiguration: 'ok' });
+    const root = host.startPlugin();
+    expect(host.validateConfiguration('1234')).toBe(true);
+    expect(host.validateConfiguration('12345')).toBe(false);
+    expect(host.configure('12345')).toBe(false);
+    expect(host.configure('abc')).toBe(true);
+    expect(new Uint32Array(host.guestMemory(512, 4).buffer.slice(0))[0]).toBe(3);
+    const id = host.initializeHttpContext();
+    host.callOnRequestMetadata(id, 7);
+    expect(new Uint32Array(host.guestMemory(516, 4).buffer.slice(0))[0]).toBe(7);
+    expect(root).toBe(1);
+  });
+
+  it('finishVm: on_done true deletes the root and cancels its pending callouts', async () => {
+    const host = await emulator(cfg);
+    const root = host.startPlugin();
+    const headers = encodePairList([
+      [':method', 'GET'],
+      [':path', '/'],
+      [':authority', 'c'],
+    ]);
+    const ptr = host.callExport('malloc', 0, headers.length);
+    host.guestMemoryWrite(ptr, headers);
+    host.guestMemoryWrite(248, new Uint8Array(new Uint32Array([ptr, headers.length]).buffer));
+    expect(host.callExport('call', root)).toBe(0);
+    expect(host.pendingCallouts()).toHaveLength(1);
+    host.finishVm();
+    expect(host.rootAlive(root)).toBe(false);
+    expect(new Uint32Array(host.guestMemory(520, 4).buffer.slice(0))[0]).toBe(root);
+    expect(host.pendingCallouts()).toEqual([]);
+  });
 });

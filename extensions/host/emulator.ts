@@ -135,6 +135,18 @@ const HEADERS_NAMES = [
 ];
 const DATA_NAMES = ['Continue', 'StopIterationAndBuffer', 'StopIterationAndWatermark', 'StopIterationNoBuffer'];
 const TRAILERS_NAMES = ['Continue', 'StopIteration'];
+/** Export names by phase (constants, so the hot path builds no strings). */
+const CALLBACK: Readonly<Record<StreamAction['phase'], string>> = {
+  request_headers: 'proxy_on_request_headers',
+  request_body: 'proxy_on_request_body',
+  request_trailers: 'proxy_on_request_trailers',
+  response_headers: 'proxy_on_response_headers',
+  response_body: 'proxy_on_response_body',
+  response_trailers: 'proxy_on_response_trailers',
+  new_connection: 'proxy_on_new_connection',
+  downstream_data: 'proxy_on_downstream_data',
+  upstream_data: 'proxy_on_upstream_data',
+};
 
 /** Envoy's translation of an `on_*_headers` result (reference §2.5). */
 export function translateHeadersStatus(raw: number, stopped: boolean, allowStopIteration: boolean): HeadersStatus {
@@ -598,7 +610,7 @@ export class HostEmulator {
     if (dir === 'request') ctx.requestHeadersOpen = true;
     else ctx.responseHeadersOpen = true;
     vm.nextIterationStopped = false;
-    const raw = this.call(vm, `proxy_on_${phase}`, ctx, fn, ctx.id, map.size, eos ? 1 : 0);
+    const raw = this.call(vm, CALLBACK[phase], ctx, fn, ctx.id, map.size, eos ? 1 : 0);
     if (vm.failed) return this.failedHttp(s, 'headers', phase, HEADERS_NAMES) as HeadersStatus;
     const status = translateHeadersStatus(raw, vm.lastCallStopped, this.opts.allowOnHeadersStopIteration === true);
     const stopped = status === HeadersStatus.StopIteration || status >= HeadersStatus.StopAllIterationAndBuffer;
@@ -679,7 +691,7 @@ export class HostEmulator {
     }
     vm.nextIterationStopped = false;
     const fn = req ? vm.fnRequestBody : vm.fnResponseBody;
-    const raw = this.call(vm, `proxy_on_${phase}`, ctx, fn, ctx.id, body.length, eos ? 1 : 0);
+    const raw = this.call(vm, CALLBACK[phase], ctx, fn, ctx.id, body.length, eos ? 1 : 0);
     if (vm.failed) {
       if (req) ctx.requestBodyOpen = false;
       else ctx.responseBodyOpen = false;
@@ -729,7 +741,7 @@ export class HostEmulator {
     else ctx.responseTrailersOpen = true;
     vm.nextIterationStopped = false;
     const fn = req ? vm.fnRequestTrailers : vm.fnResponseTrailers;
-    const raw = this.call(vm, `proxy_on_${phase}`, ctx, fn, ctx.id, map.size);
+    const raw = this.call(vm, CALLBACK[phase], ctx, fn, ctx.id, map.size);
     if (vm.failed) return this.failedHttp(s, 'trailers', phase, TRAILERS_NAMES) as TrailersStatus;
     const status = translateTrailersStatus(raw, vm.lastCallStopped);
     if (status === TrailersStatus.Continue) {
@@ -919,7 +931,7 @@ export class HostEmulator {
     }
     const size = down ? ctx.downstreamData.length : ctx.upstreamData.length;
     const fn = down ? vm.fnDownstreamData : vm.fnUpstreamData;
-    const raw = this.call(vm, `proxy_on_${phase}`, ctx, fn, ctx.id, size, eos ? 1 : 0);
+    const raw = this.call(vm, CALLBACK[phase], ctx, fn, ctx.id, size, eos ? 1 : 0);
     if (vm.failed) return this.tcpFailed(s, phase);
     const status = translateNetworkStatus(raw);
     if (status === NetworkStatus.Continue) {
