@@ -297,12 +297,18 @@ export class RegistryClient {
     what: What,
   ): Promise<Response> {
     const base = await this.baseUrl(registry);
-    const url = new URL(pathOrUrl, base + '/').toString();
+    const target = new URL(pathOrUrl, base + '/');
+    const url = target.toString();
+    // An upload Location may point at another host (a storage service): the registry's
+    // credentials are never sent there.
+    const sameHost = target.host === new URL(base).host;
     let authRetried = false;
     let forceToken = false;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...init.headers };
-      const authorization = await this.auth.authorization(registry, scopes, forceToken);
+      const authorization: string | undefined = sameHost
+        ? await this.auth.authorization(registry, scopes, forceToken)
+        : undefined;
       forceToken = false;
       if (authorization !== undefined) {
         headers['authorization'] = authorization;

@@ -150,6 +150,17 @@ describe('Bearer tokens (token registry)', () => {
     // "Cloud storage" on another port: serves the module and remembers what auth it was sent.
     storage = createServer((req, res) => {
       storageAuth.push(req.headers.authorization);
+      if (req.method === 'PUT') {
+        // An upload target on another host: accept the bytes, confirm the digest.
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(201, {
+            'docker-content-digest': new URL(req.url ?? '/', 'http://x').searchParams.get('digest') ?? '',
+          });
+          res.end();
+        });
+        return;
+      }
       res.writeHead(200, { 'content-length': String(module.length) });
       res.end(module);
     });
@@ -177,6 +188,28 @@ describe('Bearer tokens (token registry)', () => {
       const m = await pullWasmModule(`${proxy.host}/tok/f:v1`, { client });
       expect(m.bytes.equals(module)).toBe(true);
       expect(registryAuth[0]).toMatch(/^Bearer /);
+      expect(storageAuth).toEqual([undefined]);
+    } finally {
+      proxy.setRule(undefined);
+      await client.close();
+    }
+  });
+
+  it('does not send Authorization to an upload Location on another host', async () => {
+    storageAuth.length = 0;
+    const seenAtRegistry: (string | undefined)[] = [];
+    proxy.setRule((r) => {
+      if (r.method === 'POST' && r.url.includes('/blobs/uploads/')) {
+        seenAtRegistry.push(r.headers.authorization);
+        return { status: 202, headers: { location: `http://127.0.0.1:${storagePort}/upload/session-1?state=abc` } };
+      }
+      return undefined;
+    });
+    const client = new RegistryClient({ credentials: pusher });
+    try {
+      const blob = makeWasmModule(2000, 'elsewhere');
+      expect(await client.pushBlob({ registry: proxy.host, repository: 'tok/elsewhere' }, blob)).toBe('uploaded');
+      expect(seenAtRegistry[0]).toMatch(/^Bearer /);
       expect(storageAuth).toEqual([undefined]);
     } finally {
       proxy.setRule(undefined);
