@@ -14,7 +14,7 @@ import { startRegistry, type RegistryFixture, type RegistryMode } from '../test/
 import { skopeo, skopeoFlags } from '../test/fixtures/skopeo.js';
 import { makeWasmModule } from '../test/fixtures/wasm-module.js';
 import { ModuleCache } from './cache.js';
-import { staticCredentials } from './credentials.js';
+import { dockerConfigJsonCredentials, staticCredentials } from './credentials.js';
 import { digestHex, sha256Digest } from './digest.js';
 import { isOciError } from './errors.js';
 import { inspectWasmImage } from './inspect.js';
@@ -268,6 +268,31 @@ describe.each<RegistryMode>(['plain', 'basic', 'token'])('registry in %s mode', 
       expect((err as Error).message).toContain('credentials from command-line credentials');
       // One token request for the push scope, no loop.
       expect((reg.tokenServer?.requests.length ?? 0) - before).toBeLessThanOrEqual(2);
+    },
+  );
+
+  it.runIf(mode !== 'plain')(
+    'pulls with a Kubernetes .dockerconfigjson secret, as the control plane does',
+    async () => {
+      const ref = `${reg.host}/filters/oci:v1`;
+      const secret = (user: string, password: string): string =>
+        JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } });
+      const tls = reg.caPem === undefined ? {} : { caCerts: [reg.caPem] };
+      const cacheDir = join(work, 'secret-cache');
+      const m = await pullWasmModule(ref, {
+        credentials: dockerConfigJsonCredentials(secret('reader', 'read-secret'), 'secret default/regcred'),
+        cache: new ModuleCache(cacheDir),
+        pullPolicy: 'IfNotPresent',
+        ...tls,
+      });
+      expect(m.bytes.equals(module)).toBe(true);
+      const err = await pullWasmModule(ref, {
+        credentials: dockerConfigJsonCredentials(secret('reader', 'stale'), 'secret default/regcred'),
+        cache: new ModuleCache(join(work, 'secret-cache-2')),
+        ...tls,
+      }).catch((e: unknown) => e);
+      expect(isOciError(err, 'OCI_UNAUTHORIZED')).toBe(true);
+      expect((err as Error).message).toContain('secret default/regcred');
     },
   );
 
