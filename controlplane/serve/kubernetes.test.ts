@@ -110,6 +110,9 @@ describe('envext serve --provider kubernetes', () => {
     expect(api.get('Lease', 'envext-system', 'envext-serve')?.spec).toMatchObject({ leaseDurationSeconds: 15 });
     expect(JSON.stringify(api.get('HTTPRoute', 'default', 'web')?.status)).toContain('"reason":"Accepted"');
     const puts = (): number => api.requests.filter((r) => r.method === 'PUT' && r.path.endsWith('/status')).length;
+    // Every status of the first translation is written (the Backend's comes last), then quiet.
+    await until(() => api.get('Backend', 'default', 'app')?.status !== undefined, 'Backend status');
+    await new Promise((r) => setTimeout(r, 300));
     const before = puts();
 
     // A route that references a missing Backend gets ResolvedRefs=False, written once.

@@ -222,6 +222,33 @@ describe('ADS delta specifics', () => {
     expect(again.responses[0]!.typeUrl).toBe(ENDPOINT_TYPE);
   });
 
+  it('sends in-sync wildcard clients one shared diff, and keeps per-client state correct', async () => {
+    ctx.cache.set('default/eg', resources({ a: ['127.0.0.1:1001'], b: ['127.0.0.1:1002'] }, [['', 'a']]));
+    const cs = Array.from({ length: 5 }, (_, i) => client({ mode: 'delta', nodeId: `n${i}` }));
+    await Promise.all(cs.map((c) => c.untilVersion('1', ALL)));
+    // One client also subscribes to a name explicitly: it leaves the shared path.
+    const seen = cs[0]!.responses.length;
+    cs[0]!.subscribe(CLUSTER_TYPE, ['b']);
+    await cs[0]!.until(() => cs[0]!.responses.length > seen);
+    // (No removal: removals take the make-before-break path, per client.)
+    ctx.cache.set(
+      'default/eg',
+      resources({ a: ['127.0.0.1:1001'], b: ['127.0.0.1:1002'], c: ['127.0.0.1:1003'] }, [['', 'c']]),
+    );
+    await Promise.all(
+      cs.map((c) => c.until(() => c.state.get(CLUSTER_TYPE)!.has('c') && c.acked.get(ROUTE_TYPE) === '2')),
+    );
+    const clusterNonces = cs.map((c) => c.responses.filter((r) => r.typeUrl === CLUSTER_TYPE).at(-1).nonce);
+    expect(new Set(clusterNonces.slice(1)).size).toBe(1);
+    expect(clusterNonces[1]).toMatch(/^d1>2$/);
+    for (const c of cs) expect([...c.state.get(CLUSTER_TYPE)!.keys()].sort()).toEqual(['a', 'b', 'c']);
+    // Removals still work after shared diffs.
+    ctx.cache.set('default/eg', resources({ c: ['127.0.0.1:1003'] }, [['', 'c']]));
+    await Promise.all(
+      cs.map((c) => c.until(() => c.state.get(CLUSTER_TYPE)!.size === 1 && c.state.get(ENDPOINT_TYPE)!.size === 1)),
+    );
+  });
+
   it('answers a subscription to a missing resource with its removal', async () => {
     ctx.cache.set('default/eg', resources({ a: ['127.0.0.1:1001'] }, [['', 'a']]));
     const c = client({ mode: 'delta', followReferences: false, wildcardTypes: [] });

@@ -19,8 +19,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../../../common/log.js';
 import { messageType, type ProtoObject } from '../../../proto/index.js';
-import type { EncodedResource, ResourceMap, XdsSnapshot } from './snapshot.js';
-import { edsServiceName } from './snapshot.js';
+import { XdsSnapshot, edsServiceName, type EncodedResource, type ResourceMap } from './snapshot.js';
 import {
   CLUSTER_TYPE,
   DEFERRED_REMOVAL_TYPES,
@@ -121,6 +120,12 @@ interface TypeState {
   readonly known: Map<string, string>;
   /** Delta: names subscribed by the latest request that still need an answer. */
   readonly pendingSubscribe: Set<string>;
+  /**
+   * Delta, plain wildcard: the client holds exactly this snapshot's resources of the type, so
+   * `known` is implicit (not materialised: no per-client copy of thousands of entries) and the
+   * next push is the shared diff between two snapshots.
+   */
+  syncedWith: XdsSnapshot | undefined;
   /** Version the client last ACKed. */
   ackedVersion: string;
 }
@@ -137,6 +142,7 @@ function newTypeState(): TypeState {
     sentSubscription: '',
     known: new Map(),
     pendingSubscribe: new Set(),
+    syncedWith: undefined,
     ackedVersion: '',
   };
 }
@@ -325,7 +331,7 @@ export abstract class AdsStream {
     if (endpoints.outstanding !== undefined) return false;
     if (endpoints.wildcard) return true;
     const snapshotClusters = this.currentResources(CLUSTER_TYPE).resources;
-    for (const name of this.heldNames(clusters)) {
+    for (const name of this.heldNames(CLUSTER_TYPE, clusters)) {
       const r = snapshotClusters.get(name);
       const eds = r === undefined ? undefined : edsServiceName(r);
       if (eds !== undefined && !endpoints.names.has(eds)) return false;
@@ -355,7 +361,7 @@ export abstract class AdsStream {
   }
 
   /** Names of the resources of this type the client holds (or was last sent). */
-  protected abstract heldNames(state: TypeState): Iterable<string>;
+  protected abstract heldNames(typeUrl: string, state: TypeState): Iterable<string>;
 
   protected nextNonce(state: TypeState): string {
     state.lastNonce = String(++this.nonceCounter);
@@ -379,6 +385,83 @@ export abstract class AdsStream {
   protected abstract pushType(typeUrl: string, state: TypeState): void;
   protected abstract onRejected(typeUrl: string, state: TypeState, sent: SentResponse): void;
   protected abstract onAccepted(typeUrl: string, state: TypeState, sent: SentResponse): void;
+}
+
+/** The state before anything was sent. */
+const EMPTY_SNAPSHOT = new XdsSnapshot('', new Map());
+
+interface SharedResponse {
+  readonly nonce: string;
+  readonly bytes: Buffer;
+  readonly changed: ResourceMap;
+  readonly removed: readonly string[];
+}
+
+/**
+ * Responses every client in the same position gets byte for byte: SotW "all resources of the
+ * type" per snapshot, and delta "from snapshot A to snapshot B". Built once, shared by all
+ * clients (kept while the `from` snapshot is alive). Their nonces contain a character the
+ * per-stream counter nonces never do, so they cannot collide on a stream.
+ */
+const sharedSotw = new WeakMap<XdsSnapshot, Map<string, SharedResponse>>();
+const sharedDelta = new WeakMap<XdsSnapshot, WeakMap<XdsSnapshot, Map<string, SharedResponse>>>();
+
+function sotwFull(snapshot: XdsSnapshot, typeUrl: string): SharedResponse {
+  let byType = sharedSotw.get(snapshot);
+  if (byType === undefined) {
+    byType = new Map();
+    sharedSotw.set(snapshot, byType);
+  }
+  let r = byType.get(typeUrl);
+  if (r === undefined) {
+    const nonce = `s${snapshot.version}`;
+    const resources = snapshot.resources(typeUrl);
+    const chunks: Uint8Array[] = [
+      messageType(SOTW_RESPONSE).encode({ version_info: snapshot.version, type_url: typeUrl, nonce }).finish(),
+    ];
+    for (const e of resources.values()) chunks.push(e.sotwChunk());
+    r = { nonce, bytes: Buffer.concat(chunks), changed: resources, removed: [] };
+    byType.set(typeUrl, r);
+  }
+  return r;
+}
+
+function deltaDiff(from: XdsSnapshot, to: XdsSnapshot, typeUrl: string): SharedResponse {
+  // Keyed by both snapshot objects: version strings repeat across caches (and EMPTY is shared).
+  let byTo = sharedDelta.get(from);
+  if (byTo === undefined) {
+    byTo = new WeakMap();
+    sharedDelta.set(from, byTo);
+  }
+  let byKey = byTo.get(to);
+  if (byKey === undefined) {
+    byKey = new Map();
+    byTo.set(to, byKey);
+  }
+  const key = typeUrl;
+  let r = byKey.get(key);
+  if (r === undefined) {
+    const before = from.resources(typeUrl);
+    const after = to.resources(typeUrl);
+    const changed = new Map<string, EncodedResource>();
+    for (const [n, e] of after) if (before.get(n)?.version !== e.version) changed.set(n, e);
+    const removed = [...before.keys()].filter((n) => !after.has(n)).sort();
+    const nonce = `d${from.version}>${to.version}`;
+    const chunks: Uint8Array[] = [
+      messageType(DELTA_RESPONSE)
+        .encode({ system_version_info: to.version, type_url: typeUrl, nonce, removed_resources: removed })
+        .finish(),
+    ];
+    for (const e of changed.values()) chunks.push(e.deltaChunk());
+    r = {
+      nonce,
+      bytes: changed.size === 0 && removed.length === 0 ? Buffer.alloc(0) : Buffer.concat(chunks),
+      changed,
+      removed,
+    };
+    byKey.set(key, r);
+  }
+  return r;
 }
 
 /** State-of-the-world ADS (`StreamAggregatedResources`). */
@@ -447,10 +530,21 @@ export class SotwStream extends AdsStream {
       }
     }
     if (hash === state.sentHash && !subscriptionChanged) return;
-    const nonce = this.nextNonce(state);
-    const head = this.header.encode({ version_info: sendVersion, type_url: typeUrl, nonce }).finish();
-    const chunks: Uint8Array[] = [head];
-    for (const r of sendSet.values()) chunks.push(r.sotwChunk());
+    let nonce: string;
+    let bytes: Buffer;
+    const snapshot = this.host.snapshot(this.group)!;
+    const shared = sendSet === resources && plainWildcard ? sotwFull(snapshot, typeUrl) : undefined;
+    if (shared !== undefined && shared.nonce !== state.lastNonce) {
+      nonce = shared.nonce;
+      state.lastNonce = nonce;
+      bytes = shared.bytes;
+    } else {
+      nonce = this.nextNonce(state);
+      const head = this.header.encode({ version_info: sendVersion, type_url: typeUrl, nonce }).finish();
+      const chunks: Uint8Array[] = [head];
+      for (const r of sendSet.values()) chunks.push(r.sotwChunk());
+      bytes = Buffer.concat(chunks);
+    }
     state.sentSet = sendSet;
     state.sentHash = hash;
     state.sentSubscription = subscription;
@@ -462,11 +556,11 @@ export class SotwStream extends AdsStream {
       setHash: hash,
       removed: [],
     };
-    this.write(Buffer.concat(chunks));
+    this.write(bytes);
     this.host.onPush(typeUrl, this.group);
   }
 
-  protected heldNames(state: TypeState): Iterable<string> {
+  protected heldNames(_typeUrl: string, state: TypeState): Iterable<string> {
     return state.sentSet.keys();
   }
 
@@ -485,9 +579,19 @@ export class SotwStream extends AdsStream {
 export class DeltaStream extends AdsStream {
   private readonly header = messageType(DELTA_RESPONSE);
 
+  /** Turns an implicit `known` (synced with a snapshot) into an explicit map. */
+  private materialize(typeUrl: string, state: TypeState): void {
+    const synced = state.syncedWith;
+    if (synced === undefined) return;
+    state.syncedWith = undefined;
+    state.known.clear();
+    for (const [n, r] of synced.resources(typeUrl)) state.known.set(n, r.version);
+  }
+
   protected subscribe(typeUrl: string, state: TypeState, req: ProtoObject, first: boolean): void {
     const sub = strings(req.resource_names_subscribe);
     const unsub = strings(req.resource_names_unsubscribe);
+    if (!first && (sub.length > 0 || unsub.length > 0)) this.materialize(typeUrl, state);
     if (first) {
       // Legacy wildcard: no names in the first request for a full-state type.
       if (sub.length === 0 && FULL_STATE_TYPES.has(typeUrl)) state.wildcard = true;
@@ -513,22 +617,61 @@ export class DeltaStream extends AdsStream {
     }
     // Forget what is no longer subscribed: the client drops it itself.
     if (!state.wildcard) for (const n of [...state.known.keys()]) if (!state.names.has(n)) state.known.delete(n);
+    // A fresh plain-wildcard client holds nothing: it is "synced" with the empty snapshot.
+    if (
+      first &&
+      state.wildcard &&
+      state.names.size === 0 &&
+      state.known.size === 0 &&
+      state.pendingSubscribe.size === 0
+    ) {
+      state.syncedWith = EMPTY_SNAPSHOT;
+    }
   }
 
   protected pushType(typeUrl: string, state: TypeState): void {
     if (!state.requested) return;
     const snap = this.host.snapshot(this.group);
+    const rejected = this.memory!.rejectedResources.get(typeUrl);
+    const hold = this.holdRemovals && DEFERRED_REMOVAL_TYPES.has(typeUrl);
+    if (
+      state.syncedWith !== undefined &&
+      snap !== undefined &&
+      state.pendingSubscribe.size === 0 &&
+      (rejected === undefined || rejected.size === 0)
+    ) {
+      if (state.syncedWith === snap) return;
+      const diff = deltaDiff(state.syncedWith, snap, typeUrl);
+      if (!(hold && diff.removed.length > 0)) {
+        state.syncedWith = snap;
+        if (diff.changed.size === 0 && diff.removed.length === 0) return;
+        state.lastNonce = diff.nonce;
+        state.outstanding = {
+          nonce: diff.nonce,
+          version: snap.version,
+          snapshotVersion: snap.version,
+          resources: diff.changed,
+          setHash: '',
+          removed: diff.removed,
+        };
+        this.write(diff.bytes);
+        this.host.onPush(typeUrl, this.group);
+        return;
+      }
+    }
+    this.materialize(typeUrl, state);
     if (snap === undefined && state.known.size === 0 && state.pendingSubscribe.size === 0) return;
     const { version, resources } = this.currentResources(typeUrl);
-    const rejected = this.memory!.rejectedResources.get(typeUrl);
     const accepted = this.memory!.acceptedSnapshots.get(typeUrl)?.resources(typeUrl);
     const send = new Map<string, EncodedResource>();
+    let skipped = false;
     const consider = (n: string): void => {
       const r = resources.get(n);
       if (r === undefined) return;
       const explicit = state.pendingSubscribe.has(n);
       if (!explicit && state.known.get(n) === r.version) return;
       if (rejected?.get(n) === r.version) {
+        skipped = true;
         // This node rejected exactly this resource: never resend it. A client that does not
         // hold the resource at all (a fresh stream) gets the node's last accepted version.
         const good = accepted?.get(n);
@@ -540,14 +683,16 @@ export class DeltaStream extends AdsStream {
     if (state.wildcard) for (const n of resources.keys()) consider(n);
     for (const n of state.names) consider(n);
     const removed: string[] = [];
-    const hold = this.holdRemovals && DEFERRED_REMOVAL_TYPES.has(typeUrl);
     for (const n of state.known.keys()) {
       if (!resources.has(n) && !hold) removed.push(n);
     }
     // A subscription to a resource that does not exist is answered with its removal.
     for (const n of state.pendingSubscribe) if (!resources.has(n) && !removed.includes(n)) removed.push(n);
     state.pendingSubscribe.clear();
-    if (send.size === 0 && removed.length === 0) return;
+    if (send.size === 0 && removed.length === 0) {
+      this.resync(state, snap, resources, skipped);
+      return;
+    }
     const nonce = this.nextNonce(state);
     removed.sort();
     const head = this.header
@@ -562,10 +707,20 @@ export class DeltaStream extends AdsStream {
     state.outstanding = { nonce, version, snapshotVersion: version, resources: send, setHash: '', removed };
     this.write(Buffer.concat(chunks));
     this.host.onPush(typeUrl, this.group);
+    this.resync(state, snap, resources, skipped);
   }
 
-  protected heldNames(state: TypeState): Iterable<string> {
-    return state.known.keys();
+  /** After a full diff: a plain-wildcard client holding exactly the snapshot goes back to implicit state. */
+  private resync(state: TypeState, snap: XdsSnapshot | undefined, resources: ResourceMap, skipped: boolean): void {
+    if (snap === undefined || skipped || !state.wildcard || state.names.size > 0 || state.known.size !== resources.size)
+      return;
+    for (const [n, v] of state.known) if (resources.get(n)?.version !== v) return;
+    state.syncedWith = snap;
+    state.known.clear();
+  }
+
+  protected heldNames(typeUrl: string, state: TypeState): Iterable<string> {
+    return state.syncedWith === undefined ? state.known.keys() : state.syncedWith.resources(typeUrl).keys();
   }
 
   protected onRejected(typeUrl: string, _state: TypeState, sent: SentResponse): void {
