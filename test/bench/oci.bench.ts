@@ -1,7 +1,8 @@
 // Push and pull of a 32 MiB Wasm module against the real local registry (distribution, plain
 // HTTP on 127.0.0.1), side by side with `skopeo copy` of the same-sized content in the same run,
 // plus a cached resolve of a pinned reference against a raw read of the cache record.
-// Every round pushes fresh content (a new seed) so no tool can skip blobs the registry has.
+// Every round pushes fresh content (a new seed) so no tool can skip blobs the registry has;
+// the two tools alternate within each round and the medians of 5 rounds are compared.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ import { report, round } from './lib.js';
 
 const run = promisify(execFile);
 const SIZE = 32 * 1024 * 1024;
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 configureLogging({ level: 'warn', format: 'text', sink: process.stderr });
 
