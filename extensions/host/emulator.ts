@@ -49,6 +49,7 @@ import {
 } from './abi.js';
 import { Context, type FailurePolicy, type LocalResponse, type PluginInfo } from './context.js';
 import { checkModule, type ModuleCheck } from './envoy-imports.js';
+import { IdMap } from './id-map.js';
 import { HeaderMap, type HeaderInput, type HeaderPair } from './pairs.js';
 import { encodeProperty, propertyPath, type PropertyValue } from './properties.js';
 import { type Clock, type LogEntry, type Metric, MetricStore, SharedState, VirtualClock } from './state.js';
@@ -231,7 +232,7 @@ export class HostEmulator {
   private readonly foreign = new Map<string, ForeignFunction>();
   private vmInstance: WasmVm | undefined;
   private readonly plugins: Plugin[] = [];
-  private readonly streams = new Map<number, Stream>();
+  private readonly streams = new IdMap<Stream>();
   private lastReloadNs = -1n;
   /** Number of VMs created (1 + reloads). */
   vmGenerations = 0;

@@ -28,6 +28,7 @@ import {
   WasmResult,
 } from './abi.js';
 import { Context, type PluginInfo } from './context.js';
+import { IdMap } from './id-map.js';
 import { type AbiVersion, ENV_IMPORTS, WASI_IMPORTS, WASI_MODULES } from './envoy-imports.js';
 import { decodePairs, HeaderMap, type HeaderPair, lowerKey } from './pairs.js';
 import { encodeProperty, navigate, type PropertyValue } from './properties.js';
@@ -164,7 +165,7 @@ export class WasmVm {
   lastCallStopped = false;
 
   readonly vmContext: Context;
-  readonly contexts = new Map<number, Context>();
+  readonly contexts = new IdMap<Context>();
   private nextContextId = 1;
   readonly callouts = new Map<number, Callout>();
   private nextHttpToken = 0;
@@ -467,7 +468,7 @@ export class WasmVm {
     // Guests pass the same short strings (header names, log prefixes) from the same addresses
     // again and again: a small direct-mapped cache, validated byte for byte, skips the decode.
     if (size <= 32) {
-      const slot = (ptr ^ (size << 5)) & 63;
+      const slot = Math.imul(ptr ^ (size << 20), 0x9e3779b1) >>> 24; // 256 slots, Fibonacci hashing
       const hit = this.strCache[slot];
       const u8 = this.u8;
       if (hit !== undefined && hit.ptr === ptr && hit.bytes.length === size) {
@@ -513,8 +514,12 @@ export class WasmVm {
     }
     const p = this.malloc === undefined ? 0 : (this.malloc(size) as number) >>> 0; // may grow memory
     if (p === 0 || !this.inBounds(p, size)) return WasmResult.InvalidMemoryAccess;
-    if (typeof data === 'string') this.buf.write(data, p, 'utf8');
-    else this.u8.set(data, p);
+    if (typeof data !== 'string') this.u8.set(data, p);
+    else if (size === data.length && size <= 64) {
+      // ASCII (byte length = string length): a plain loop beats Buffer#write for short values.
+      const u8 = this.u8;
+      for (let i = 0; i < size; i++) u8[p + i] = data.charCodeAt(i);
+    } else this.buf.write(data, p, 'utf8');
     return this.setU32(ptrPtr, p) && this.setU32(sizePtr, size) ? WasmResult.Ok : WasmResult.InvalidMemoryAccess;
   }
 

@@ -41,7 +41,9 @@ const requestMap = new HeaderMap(REQUEST);
 const responseMap = new HeaderMap(RESPONSE);
 
 async function emulated(bytes: Uint8Array): Promise<{ run: () => void; host: HostEmulator }> {
-  const host = await HostEmulator.create(bytes, { recordCalls: false, keepCompletedStreams: 0 });
+  // Throughput settings: no call trace, no inspection state for completed streams, and a small
+  // in-memory log ring (Envoy writes logs out; the emulator keeps them only for assertions).
+  const host = await HostEmulator.create(bytes, { recordCalls: false, keepCompletedStreams: 0, maxLogEntries: 1000 });
   host.startPlugin();
   return {
     host,
