@@ -241,6 +241,15 @@ describe('SDK capabilities through the host emulator', () => {
     expect(host.currentResponseTrailers(id)).toContainEqual(['x-rt', 'added']);
   });
 
+  it('low-level hostcalls: header map byte size, buffer status, effective context', async () => {
+    const host = await emulator();
+    const id = host.initializeHttpContext();
+    host.callOnRequestHeaders(id, op('sizes'), true);
+    // Envoy reports the map's byte size (key and value lengths), not the number of entries.
+    const bytes = op('sizes').reduce((n, [k, v]) => n + k.length + v.length, 0);
+    expect(host.logs('info')).toContain(`sizes: request headers ${bytes} body unavailable effective 0`);
+  });
+
   it('abort logs at critical level with the source position, then traps (Envoy fails the VM)', async () => {
     const host = await emulator();
     const id = host.initializeHttpContext();

@@ -2,6 +2,7 @@
 // through the host emulator. The request header `x-op` picks what a stream does; results are
 // logged at info level ("<op>: …") or written into headers.
 import {
+  BufferType,
   Counter,
   FilterDataStatus,
   FilterHeadersStatus,
@@ -13,6 +14,7 @@ import {
   Histogram,
   HttpContext,
   LogLevel,
+  MapType,
   QUEUE_NOT_FOUND,
   RootContext,
   WasmResult,
@@ -26,6 +28,7 @@ import {
   getPropertyMap,
   getPropertyString,
   getSharedData,
+  hostcalls,
   lastResult,
   logDebug,
   logEnabled,
@@ -226,6 +229,12 @@ class Caps extends HttpContext {
           (logEnabled(LogLevel.Debug) ? 'on' : 'off') +
           ' time ' +
           (currentTimeNanoseconds() > 0 ? 'set' : 'zero'),
+      );
+    } else if (this.op == 'sizes') {
+      logInfo(
+        'sizes: request headers ' + decimal(<u64>hostcalls.getHeaderMapSize(MapType.HttpRequestHeaders)) +
+          ' body ' + (hostcalls.getBufferSize(BufferType.HttpRequestBody) < 0 ? 'unavailable' : '?') +
+          ' effective ' + decimal(hostcalls.setEffectiveContext(this.contextId)),
       );
     } else if (this.op == 'throw') {
       throw new Error('boom');
