@@ -7,6 +7,7 @@ import type { Condition, EnvoyProxy, Gateway, GRPCRoute, HTTPRoute, Listener } f
 import type { FilterPosition, HttpListener, HttpRoute } from '../ir/types.js';
 import type { ResourceSnapshot } from '../provider/snapshot.js';
 import type { ConditionSet, ParentRefStatus } from './status.js';
+import type { TranslationCache } from './cache.js';
 import type { WasmModuleLookup } from './wasm-modules.js';
 
 /** Options and injected services of the Gateway API translator. */
@@ -19,6 +20,8 @@ export interface TranslateDeps {
   readonly controllerNamespace?: string;
   /** Whether `Backend` resources may be used (Envoy Gateway's `extensionApis.enableBackend`). Default true. */
   readonly backendEnabled?: boolean;
+  /** Memo kept across calls (cache.ts); pass the same one each time, with the same `wasmModules` when nothing was re-resolved. */
+  readonly cache?: TranslationCache;
 }
 
 /** A mutable IR route while translation runs; frozen into `HttpRoute` at the end. */
@@ -82,7 +85,10 @@ export interface RouteContext {
 /** Everything one translation call knows. */
 export interface TranslationContext {
   readonly snapshot: ResourceSnapshot;
-  readonly deps: Required<Omit<TranslateDeps, 'wasmModules'>> & { readonly wasmModules: WasmModuleLookup };
+  readonly deps: Required<Omit<TranslateDeps, 'wasmModules' | 'cache'>> & {
+    readonly wasmModules: WasmModuleLookup;
+    readonly cache?: TranslationCache;
+  };
   readonly gateways: Map<string, GatewayContext>;
   readonly routes: RouteContext[];
   /** Extra conditions for GatewayClasses, by name. */

@@ -532,11 +532,12 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
   const builders = new Map<EnvoyExtensionPolicy, PolicyStatusBuilder>();
   const translations = new Map<EnvoyExtensionPolicy, PolicyExtensions>();
   const translated = (p: EnvoyExtensionPolicy): PolicyExtensions => {
-    let t = translations.get(p);
+    let t = translations.get(p) ?? (ctx.deps.cache?.policies.get(p) as PolicyExtensions | undefined);
     if (t === undefined) {
       t = translatePolicyExtensions(ctx, p);
-      translations.set(p, t);
+      ctx.deps.cache?.policies.set(p, t);
     }
+    translations.set(p, t);
     return t;
   };
   const builder = (p: EnvoyExtensionPolicy): PolicyStatusBuilder => {

@@ -403,7 +403,10 @@ export function translateRoutes(ctx: TranslationContext): void {
     const ns = route.metadata.namespace ?? 'default';
     const gen = route.metadata.generation;
     const rules: readonly (HTTPRouteRule | GRPCRouteRule)[] = route.spec.rules ?? [{}];
-    const translated = rules.map((rule, i) => translateRule(ctx, kind, route, i, rule));
+    const cache = ctx.deps.cache;
+    const cached = cache?.rules.get(route) as RuleTranslation[] | undefined;
+    const translated = cached ?? rules.map((rule, i) => translateRule(ctx, kind, route, i, rule));
+    if (cache !== undefined && cached === undefined) cache.rules.set(route, translated);
     const problems = translated.flatMap((t) => t.problems);
     for (const parent of rc.parents) {
       if (parent.listeners.length === 0) continue; // Accepted=False already set

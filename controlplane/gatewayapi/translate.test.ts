@@ -34,3 +34,31 @@ describe('translateGatewayApi golden files', () => {
     expect(orphans).toEqual([]);
   });
 });
+
+describe('TranslationCache', () => {
+  it.each(cases)('$name: translating with a warm cache gives the same result as without', async ({ input }) => {
+    const { loadFiles, snapshotFromObjects, yamlFiles } = await import('../provider/file/load.js');
+    const { builderFrom } = await import('../provider/snapshot.js');
+    const { DeterministicWasmResolver } = await import('./wasm-modules.js');
+    const { TranslationCache, translateGatewayApi } = await import('./translate.js');
+    const { snapshot } = snapshotFromObjects(loadFiles(await yamlFiles([input]), root).objects);
+    const wasmModules = new DeterministicWasmResolver();
+    const cache = new TranslationCache();
+    const first = translateGatewayApi(snapshot, { wasmModules, cache });
+    expect(first).toEqual(translateGatewayApi(snapshot, { wasmModules }));
+    // Change one route (drop its last rule) and one backend-like object; cached and fresh results agree.
+    const b = builderFrom(snapshot);
+    const route = [...snapshot.resources.HTTPRoute.values()][0];
+    if (route !== undefined)
+      b.put('HTTPRoute', { ...route, spec: { ...route.spec, rules: (route.spec.rules ?? []).slice(0, -1) } });
+    const changed = b.build(1);
+    expect(translateGatewayApi(changed, { wasmModules, cache })).toEqual(translateGatewayApi(changed, { wasmModules }));
+    const b2 = builderFrom(changed);
+    const backend = [...changed.resources.Backend.values()][0];
+    if (backend !== undefined) b2.delete('Backend', backend.metadata.namespace, backend.metadata.name);
+    const changed2 = b2.build(2);
+    expect(translateGatewayApi(changed2, { wasmModules, cache })).toEqual(
+      translateGatewayApi(changed2, { wasmModules }),
+    );
+  });
+});

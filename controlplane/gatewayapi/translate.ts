@@ -18,6 +18,7 @@ import { sortRoutes, translateRoutes } from './http-route.js';
 import { cmp, condition, type ResourceStatus } from './status.js';
 
 export type { TranslateDeps } from './context.js';
+export { TranslationCache } from './cache.js';
 
 export interface TranslateResult {
   /** One IR per Gateway of ours, keyed `namespace/name` (Envoy's `node.cluster`). */
@@ -43,11 +44,17 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
       controllerName: deps.controllerName ?? EG_CONTROLLER_NAME,
       controllerNamespace: deps.controllerNamespace ?? 'envoy-gateway-system',
       backendEnabled: deps.backendEnabled ?? true,
+      ...(deps.cache === undefined ? {} : { cache: deps.cache }),
     },
     gateways: new Map(),
     routes: [],
     classConditions: new Map(),
   };
+  deps.cache?.prepare(
+    snapshot,
+    deps.wasmModules,
+    `${ctx.deps.controllerName}|${ctx.deps.controllerNamespace}|${String(ctx.deps.backendEnabled)}`,
+  );
   translateGateways(ctx);
   translateRoutes(ctx);
   const policyStatuses = translateEnvoyExtensionPolicies(ctx);

@@ -74,8 +74,21 @@ function base(name: string, http2: boolean): Record<string, unknown> {
   };
 }
 
+// IR is immutable: results can be kept per destination object (the Gateway API translator reuses
+// unchanged destinations across translations when it has a TranslationCache).
+const clusterMemo = new WeakMap<RouteDestination, ClusterResource>();
+
 /** The cluster (and EDS endpoints) of one destination. */
 export function destinationCluster(dest: RouteDestination): ClusterResource {
+  let c = clusterMemo.get(dest);
+  if (c === undefined) {
+    c = buildDestinationCluster(dest);
+    clusterMemo.set(dest, c);
+  }
+  return c;
+}
+
+function buildDestinationCluster(dest: RouteDestination): ClusterResource {
   const http2 = dest.settings.some((s) => s.protocol === 'GRPC' || s.protocol === 'HTTP2');
   const fqdn = dest.settings.length > 0 && dest.settings.every((s) => s.addressType === 'FQDN');
   const cla = loadAssignment(dest.name, dest.settings);

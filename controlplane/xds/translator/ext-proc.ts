@@ -7,7 +7,7 @@
  */
 import type { ExtProc, HttpRoute, XdsIr } from '../../ir/types.js';
 import { destinationCluster } from './cluster.js';
-import type { ClusterResource, HcmFilter, HttpFilterPlugin } from './http-filters.js';
+import { memo, type ClusterResource, type HcmFilter, type HttpFilterPlugin } from './http-filters.js';
 
 export const EXT_PROC_FILTER = 'envoy.filters.http.ext_proc';
 
@@ -58,17 +58,20 @@ export function extProcFilterConfig(e: ExtProc): Record<string, unknown> {
   };
 }
 
+const extProcMemo = new WeakMap<ExtProc, HcmFilter>();
+
 export function createExtProcPlugin(): HttpFilterPlugin {
   return {
     type: EXT_PROC_FILTER,
     filtersForRoute(route: HttpRoute) {
       return (route.envoyExtensions?.extProcs ?? []).map((e) => ({
         name: `${EXT_PROC_FILTER}/${e.name}`,
-        build: (): HcmFilter => ({
-          name: `${EXT_PROC_FILTER}/${e.name}`,
-          disabled: true,
-          typed_config: extProcFilterConfig(e),
-        }),
+        build: (): HcmFilter =>
+          memo(extProcMemo, e, () => ({
+            name: `${EXT_PROC_FILTER}/${e.name}`,
+            disabled: true,
+            typed_config: extProcFilterConfig(e),
+          })),
       }));
     },
     clusters(ir: XdsIr): readonly ClusterResource[] {

@@ -120,3 +120,13 @@ export function orderFilters<T extends { readonly name: string }>(
   const router = list.filter((f) => f.name === ROUTER_FILTER);
   return [...list.filter((f) => f.name !== ROUTER_FILTER), ...router];
 }
+
+/** `memo.get(key)`, computing and keeping it on a miss (IR objects are immutable). */
+export function memo<K extends object, V>(m: WeakMap<K, V>, key: K, make: () => V): V {
+  let v = m.get(key);
+  if (v === undefined) {
+    v = make();
+    m.set(key, v);
+  }
+  return v;
+}

@@ -7,7 +7,7 @@
  */
 import type { HttpRoute, Wasm, XdsIr } from '../../ir/types.js';
 import { hostCluster } from './cluster.js';
-import type { ClusterResource, HcmFilter, HttpFilterPlugin } from './http-filters.js';
+import { memo, type ClusterResource, type HcmFilter, type HttpFilterPlugin } from './http-filters.js';
 
 export const WASM_FILTER = 'envoy.filters.http.wasm';
 export const WASM_CLUSTER = 'wasm_cluster';
@@ -49,17 +49,20 @@ export function wasmFilterConfig(w: Wasm, cluster: string): Record<string, unkno
   };
 }
 
+const wasmMemo = new WeakMap<Wasm, HcmFilter>();
+
 export function createWasmPlugin(): HttpFilterPlugin {
   return {
     type: WASM_FILTER,
     filtersForRoute(route: HttpRoute) {
       return (route.envoyExtensions?.wasms ?? []).map((w) => ({
         name: `${WASM_FILTER}/${w.name}`,
-        build: (): HcmFilter => ({
-          name: `${WASM_FILTER}/${w.name}`,
-          disabled: true,
-          typed_config: wasmFilterConfig(w, WASM_CLUSTER),
-        }),
+        build: (): HcmFilter =>
+          memo(wasmMemo, w, () => ({
+            name: `${WASM_FILTER}/${w.name}`,
+            disabled: true,
+            typed_config: wasmFilterConfig(w, WASM_CLUSTER),
+          })),
       }));
     },
     clusters(x: XdsIr): readonly ClusterResource[] {
