@@ -3,11 +3,10 @@
  * push/pull with nothing but config.json, credential helpers (a `docker-credential-test` script
  * on PATH), inspect, logout, and the usage errors.
  */
-import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { program } from '../bin/commands.js';
 import { runCli } from '../bin/dispatch.js';
@@ -148,17 +147,16 @@ describe('envext oci CLI', () => {
     expect(after.err).toMatch(/401 Unauthorized.*no credentials for 127\.0\.0\.1:\d+ in docker config/);
   });
 
-  it('login --password-stdin in a real process', async () => {
+  it('login --password-stdin reads the password from stdin', async () => {
     const config = join(work, 'stdin', 'config.json');
-    // The CLI from source, as a separate process, with the password on stdin.
-    const script = `import('./bin/main.ts').then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`;
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '-e',
-        script,
+    // The command reads process.stdin; give it a real stream holding the password.
+    const saved = Object.getOwnPropertyDescriptor(process, 'stdin');
+    Object.defineProperty(process, 'stdin', {
+      value: Readable.from([Buffer.from('push-secret\n')]),
+      configurable: true,
+    });
+    try {
+      const r = await envext([
         'oci',
         'login',
         reg.host,
@@ -169,14 +167,11 @@ describe('envext oci CLI', () => {
         join(work, 'ca.pem'),
         '--registry-config',
         config,
-      ],
-      { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stdin.end('push-secret\n');
-    const code = await new Promise<number | null>((r) => child.on('close', r));
-    expect({ code, out }).toMatchObject({ code: 0, out: expect.stringContaining('Login Succeeded') as unknown });
+      ]);
+      expect(r).toMatchObject({ code: 0, out: expect.stringContaining('Login Succeeded') as unknown });
+    } finally {
+      if (saved !== undefined) Object.defineProperty(process, 'stdin', saved);
+    }
     const written = JSON.parse(await readFile(config, 'utf8')) as { auths: Record<string, { auth: string }> };
     expect(Buffer.from(written.auths[reg.host]?.auth ?? '', 'base64').toString()).toBe('pusher:push-secret');
   });
