@@ -92,4 +92,14 @@ describe('guest memory over many lifecycles', () => {
     expect(host.memoryBytes()).toBe(afterWarmup);
     expect(host.counter('envext_auth_allowed')).toBe(100_000n);
   }, 300_000);
+
+  it('control: with collections switched off the same check sees memory grow', async () => {
+    const wasm = await sdkTestModule('no-collect');
+    const host = await HostEmulator.create(wasm, { recordCalls: false, keepCompletedStreams: 0 });
+    host.startPlugin();
+    run(host, WARMUP);
+    const afterWarmup = host.memoryBytes();
+    run(host, 150_000);
+    expect(host.memoryBytes()).toBeGreaterThan(afterWarmup);
+  }, 300_000);
 });
