@@ -346,3 +346,43 @@ describe('plugin configuration and shutdown', () => {
     expect(host.pendingCallouts()).toEqual([]);
   });
 });
+
+describe('local replies to gRPC requests', () => {
+  const GRPC = { ...REQ, ':method': 'POST', 'content-type': 'application/grpc' };
+  it('fail-closed answers a gRPC request with a trailers-only UNAVAILABLE', async () => {
+    const host = await emulator(
+      `(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) unreachable)`,
+    );
+    const id = host.initializeHttpContext();
+    host.callOnRequestHeaders(id, GRPC, false);
+    expect(host.currentResponseHeaders(id)).toEqual([
+      [':status', '200'],
+      ['content-type', 'application/grpc'],
+      ['grpc-status', '14'],
+    ]);
+  });
+
+  it.each([
+    { grpc: -1, want: '7' }, // no gRPC status given: HTTP 403 maps to PERMISSION_DENIED
+    { grpc: 16, want: '16' },
+  ])(
+    'a guest reply (grpc_status $grpc) becomes grpc-status $want with the body as grpc-message',
+    async ({ grpc, want }) => {
+      const host = await emulator(`
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (drop (call $proxy_send_local_response (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 1024) (i32.const 6)
+          (i32.const 0) (i32.const 0) (i32.const ${grpc})))
+        (i32.const 0))
+      (data (i32.const 1024) "no way")`);
+      const id = host.initializeHttpContext();
+      host.callOnRequestHeaders(id, GRPC, false);
+      expect(host.currentResponseHeaders(id)).toEqual([
+        [':status', '200'],
+        ['content-type', 'application/grpc'],
+        ['grpc-status', want],
+        ['grpc-message', 'no%20way'],
+      ]);
+      expect(host.forwardedResponseBody(id)).toHaveLength(0);
+    },
+  );
+});

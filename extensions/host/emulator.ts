@@ -149,6 +149,27 @@ const CALLBACK: Readonly<Record<StreamAction['phase'], string>> = {
   upstream_data: 'proxy_on_upstream_data',
 };
 
+/** Envoy's `Grpc::Utility::httpToGrpcStatus`, for local replies to gRPC requests without a gRPC status. */
+export function httpToGrpcStatus(http: number): number {
+  switch (http) {
+    case 400:
+      return 13; // INTERNAL
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 404:
+      return 12; // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14; // UNAVAILABLE
+    default:
+      return 2; // UNKNOWN
+  }
+}
+
 /** Envoy's translation of an `on_*_headers` result (reference §2.5). */
 export function translateHeadersStatus(raw: number, stopped: boolean, allowStopIteration: boolean): HeadersStatus {
   if (stopped || raw > HeadersStatus.StopAllIterationAndWatermark) return HeadersStatus.StopAllIterationAndWatermark;
@@ -853,25 +874,28 @@ export class HostEmulator {
     s.requestStopped = true;
     s.pendingRequest = undefined;
     s.ctx.requestBodyOpen = false;
-    const headers = new HeaderMap([[':status', String(lr.statusCode)]]);
+    // A gRPC request gets a trailers-only gRPC answer (HTTP 200, grpc-status, grpc-message), as
+    // Envoy's sendLocalReply produces; otherwise an HTTP reply with the body as text/plain.
+    const grpc = s.ctx.requestHeaders?.get('content-type')?.startsWith('application/grpc') === true;
+    const headers = new HeaderMap([[':status', grpc ? '200' : String(lr.statusCode)]]);
     for (const [k, v] of lr.headers) headers.add(k, v);
-    if (lr.body.length > 0) {
+    let body = lr.body;
+    if (grpc) {
+      headers.replace('content-type', 'application/grpc');
+      headers.add('grpc-status', String(lr.grpcStatus ?? httpToGrpcStatus(lr.statusCode)));
+      if (body.length > 0) headers.add('grpc-message', encodeURIComponent(Buffer.from(body).toString('utf8')));
+      body = new Uint8Array(0);
+    } else if (body.length > 0) {
       if (headers.get('content-type') === undefined) headers.add('content-type', 'text/plain');
-      headers.replace('content-length', String(lr.body.length));
-    }
-    if (lr.grpcStatus !== undefined && s.ctx.requestHeaders?.get('content-type')?.startsWith('application/grpc')) {
-      headers.add('grpc-status', String(lr.grpcStatus));
+      headers.replace('content-length', String(body.length));
     }
     // Reset the response side: what the guest may have seen before is replaced by the reply.
     s.responseStopped = s.responseStopAll = s.responseBuffering = false;
     s.forwardedResponse.length = 0;
     s.ctx.responseBody = new Uint8Array(0);
-    this.headersPhase(s, 'response', headers, lr.body.length === 0);
-    if (lr.body.length > 0) this.bodyPhase(s, 'response', lr.body, true);
+    this.headersPhase(s, 'response', headers, body.length === 0);
+    if (body.length > 0) this.bodyPhase(s, 'response', body, true);
     if (s.ctx.responseHeaders === undefined) s.ctx.responseHeaders = headers;
-    if (s.forwardedResponse.length === 0 && lr.body.length > 0 && (s.ctx.streamFailed || s.vm.failed)) {
-      s.forwardedResponse.push(lr.body);
-    }
   }
 
   // ================================================================ TCP streams

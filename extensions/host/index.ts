@@ -11,6 +11,7 @@
 export * from './abi.js';
 export {
   HostEmulator,
+  httpToGrpcStatus,
   translateDataStatus,
   translateHeadersStatus,
   translateNetworkStatus,
