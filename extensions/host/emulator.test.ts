@@ -386,3 +386,14 @@ describe('local replies to gRPC requests', () => {
     },
   );
 });
+
+describe('proxy_continue_stream without a stop', () => {
+  it('is a no-op when called from the callback that returns Continue', async () => {
+    const host = await emulator(`
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (drop (call $proxy_continue_stream (i32.const 0))) (i32.const 0))`);
+    const id = host.initializeHttpContext();
+    host.callOnRequestHeaders(id, REQ, true);
+    expect(host.httpStreamActions(id).map((a) => a.name)).toEqual(['Continue']);
+  });
+});

@@ -821,6 +821,12 @@ export class HostEmulator {
       return;
     }
     const req = type === StreamType.HttpRequest;
+    // Continuing a direction that is not stopped is a no-op in Envoy (e.g. called from the same
+    // callback that returns Continue).
+    const stopped = req
+      ? s.requestStopped || s.requestBuffering || s.pendingRequest !== undefined
+      : s.responseStopped || s.responseBuffering || s.pendingResponse !== undefined;
+    if (!stopped || (req && s.requestDone)) return;
     s.actions.push({
       phase: req ? 'request_headers' : 'response_headers',
       status: 0,
