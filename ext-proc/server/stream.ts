@@ -140,8 +140,10 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     this.mode = s.mode;
     this.modeKnown = s.modeConfigured;
     this.state = s.handler.createState !== undefined ? s.handler.createState() : {};
-    s.metrics?.streamsStarted.inc();
-    s.metrics?.activeStreams.inc();
+    if (s.metrics !== undefined) {
+      s.metrics.streamsStarted++;
+      s.metrics.activeStreams++;
+    }
     call.on('data', (msg: WireRequest | TooLarge) => this.onData(msg));
     call.on('end', () => this.onHalfClose());
     call.on('cancelled', () => this.onCancelled());
@@ -247,7 +249,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
 
   private onCallError(e: unknown): void {
     if (this.ended) return;
-    this.s.metrics?.errors.stream_error.inc();
+    if (this.s.metrics !== undefined) this.s.metrics.errors.stream_error++;
     this.log.warn('ext_proc stream error', { error: e instanceof Error ? e.message : String(e) });
   }
 
@@ -276,7 +278,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
 
   private process(raw: WireRequest | TooLarge): void {
     if ('tooLarge' in raw) {
-      this.s.metrics?.errors.message_too_large.inc();
+      if (this.s.metrics !== undefined) this.s.metrics.errors.message_too_large++;
       const message = `ext_proc message of ${raw.tooLarge} bytes exceeds the limit of ${this.s.maxMessageBytes} bytes`;
       this.log.error(message, { hint: "raise --max-message-bytes (maxMessageBytes) to at least Envoy's buffer limit" });
       this.closeWithError(grpc.status.RESOURCE_EXHAUSTED, message);
@@ -285,7 +287,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     const msg = raw;
     const phase = msg.request;
     if (phase === undefined) {
-      this.s.metrics?.errors.protocol.inc();
+      if (this.s.metrics !== undefined) this.s.metrics.errors.protocol++;
       this.closeWithError(grpc.status.INVALID_ARGUMENT, 'ProcessingRequest has no request member set');
       return;
     }
@@ -322,13 +324,13 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     const meta = msg.metadata_context?.filter_metadata;
     if (meta !== undefined && meta !== null) this.meta = meta;
     this.observabilityMode = msg.observability_mode === true;
-    this.s.metrics?.messages[phase].inc();
+    if (this.s.metrics !== undefined) this.s.metrics.messages[phase]++;
 
     const isReq = phase.startsWith('request_');
     if (isReq ? this.requestReplaced : this.responseReplaced) {
       // After CONTINUE_AND_REPLACE Envoy sends nothing more for the direction; a message now is
       // Envoy's protocol error, not ours to answer.
-      this.s.metrics?.errors.protocol.inc();
+      if (this.s.metrics !== undefined) this.s.metrics.errors.protocol++;
       this.log.warn(`unexpected ${phase} after continue_and_replace; ignored`);
       return;
     }
@@ -443,7 +445,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
       return;
     }
     if (built.dropped.length > 0) {
-      metrics?.droppedMutations.inc(built.dropped.length);
+      if (metrics !== undefined) metrics.droppedMutations += built.dropped.length;
       for (const x of built.dropped) this.log.warn(`${phase} answer: left out ${x.op} ${x.name}: ${x.reason}`);
     }
     for (const f of built.frames) this.write(f);
@@ -454,7 +456,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     if (built.modeOverride !== undefined) this.mode = built.modeOverride;
     if (built.immediate) {
       const status = (d as { immediate: { status: number } }).immediate.status;
-      metrics?.immediateResponses.labels(String(status)).inc();
+      metrics?.immediate(status);
       this.finish();
     }
   }
@@ -498,7 +500,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
 
   /** Applies the failure policy to a message the handler could not answer. */
   private fail(phase: Phase, msg: WireRequest, kind: ErrorKind, e: unknown): void {
-    this.s.metrics?.errors[kind].inc();
+    if (this.s.metrics !== undefined) this.s.metrics.errors[kind]++;
     const message = e instanceof Error ? e.message : String(e);
     const policy = kind === 'handler_timeout' ? this.s.onTimeout : this.s.onError;
     this.log.warn(`${phase}: ${kind.replace('_', ' ')}: ${message}`, {
@@ -527,7 +529,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
       const details = `ext_proc_${kind}`;
       // The policy status was validated when the server was created.
       this.write({ immediate_response: { status: { code: policy }, details } });
-      this.s.metrics?.immediateResponses.labels(String(policy)).inc();
+      this.s.metrics?.immediate(policy);
       this.finish();
       return;
     }
@@ -571,8 +573,10 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     this.busy = false;
     this.token++;
     if (how !== 'ok') this.abort?.abort(new Error(`ext_proc stream ended: ${how}`));
-    this.s.metrics?.activeStreams.dec();
-    this.s.metrics?.streamsEnded.labels(how).inc();
+    if (this.s.metrics !== undefined) {
+      this.s.metrics.activeStreams--;
+      this.s.metrics.streamsEnded[how]++;
+    }
     const h = this.s.handler;
     if (h.onStreamEnd !== undefined) {
       try {
