@@ -79,6 +79,8 @@ export interface RegistryClientOptions {
   readonly maxManifestBytes?: number;
   readonly userAgent?: string;
   readonly signal?: AbortSignal;
+  /** Stream large request bodies as 1 MiB views (default true); false hands fetch the whole buffer. */
+  readonly streamBodies?: boolean;
 }
 
 const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
@@ -94,6 +96,25 @@ const TLS_CERT_CODES = new Set([
 const MAX_REDIRECTS = 5;
 const MAX_ERROR_BODY = 64 * 1024;
 const MAX_RANGE_RESUMES = 3;
+/** Request bodies above this size are streamed as views instead of handed to fetch as one buffer. */
+const STREAM_BODY_MIN = 1024 * 1024;
+
+/** `body` as an async iterable of `size`-byte views (no copies); fetch accepts async iterables. */
+function sliceBody(body: Uint8Array, size = 1024 * 1024): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+      let off = 0;
+      return {
+        next(): Promise<IteratorResult<Uint8Array>> {
+          if (off >= body.length) return Promise.resolve({ done: true, value: undefined });
+          const chunk = body.subarray(off, Math.min(off + size, body.length));
+          off += size;
+          return Promise.resolve({ done: false, value: chunk });
+        },
+      };
+    },
+  };
+}
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -319,8 +340,21 @@ export class RegistryClient {
       }
       let res: Response;
       try {
-        const reqInit: RequestInit = { method: init.method, headers, redirect: init.redirect ?? 'follow' };
-        if (init.body !== undefined) reqInit.body = init.body;
+        const reqInit: RequestInit & { duplex?: 'half' } = {
+          method: init.method,
+          headers,
+          redirect: init.redirect ?? 'follow',
+        };
+        if (init.body !== undefined && init.body.length > STREAM_BODY_MIN && this.options.streamBodies !== false) {
+          // fetch copies a Uint8Array body (twice in Node 20's undici) before sending it; an async
+          // iterable of views over the same memory is sent without copies. A new iterable per
+          // attempt keeps retries possible; Content-Length is kept, so no chunked encoding.
+          headers['content-length'] = String(init.body.length);
+          reqInit.body = sliceBody(init.body);
+          reqInit.duplex = 'half';
+        } else if (init.body !== undefined) {
+          reqInit.body = init.body;
+        }
         res = await this.rawFetch(url, reqInit);
       } catch (e) {
         if (this.options.signal?.aborted === true) throw e;

@@ -59,6 +59,36 @@ describe('uploads (plain registry behind a recording proxy)', () => {
     }
   });
 
+  it('streams large chunks and replays one after a 503', async () => {
+    const big = makeWasmModule(5 * 1024 * 1024, 'big');
+    let failed = false;
+    const lengths: string[] = [];
+    proxy.setRule((r) => {
+      if (r.method !== 'PATCH') return undefined;
+      lengths.push(String(r.headers['content-length']));
+      if (!failed) {
+        failed = true;
+        return { status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}' };
+      }
+      return undefined;
+    });
+    const client = new RegistryClient({
+      chunkThreshold: 1024 * 1024,
+      chunkSize: 3 * 1024 * 1024,
+      retryBaseMs: 1,
+      retryMaxMs: 5,
+    });
+    try {
+      await pushWasmModule(`${proxy.host}/up/big:v1`, big, { client });
+      // The first 3 MiB chunk twice (503, then the replay), then the 2 MiB rest; Content-Length kept.
+      expect(lengths).toEqual(['3145728', '3145728', '2097152']);
+      expect((await pullWasmModule(`${proxy.host}/up/big:v1`, { client })).bytes.equals(big)).toBe(true);
+    } finally {
+      proxy.setRule(undefined);
+      await client.close();
+    }
+  });
+
   it('mounts from another repository, and falls back to an upload on 202', async () => {
     const client = new RegistryClient();
     try {
