@@ -242,6 +242,7 @@ describe('TCP', () => {
         (then (i32.const 1))
         (else (drop (call $proxy_set_buffer_bytes (i32.const 2) (i32.const 0) (i32.const 0) (i32.const 1024) (i32.const 2))) (i32.const 0))))
     (func (export "proxy_on_upstream_data") (param i32 i32 i32) (result i32)
+      (i32.store (i32.const 520) (call $proxy_get_buffer_status (i32.const 3) (i32.const 524) (i32.const 528)))
       (drop (call $proxy_close_stream (i32.const 2))) (i32.const 0))
     (func (export "proxy_on_downstream_connection_close") (param i32) (param $peer i32) (i32.store (i32.const 516) (local.get $peer)))
     (func (export "proxy_on_log") (param i32))
@@ -261,7 +262,7 @@ describe('TCP', () => {
     expect(host.streamClosed(id)).toBe('connection closed by the filter');
     host.closeDownstreamConnection(id);
     host.completeConnection(id);
-    expect([...new Uint32Array(host.guestMemory(512, 8).buffer.slice(0))]).toEqual([6, 2]);
+    expect([...new Uint32Array(host.guestMemory(512, 16).buffer.slice(0))]).toEqual([6, 2, 0, 5]);
     expect(
       host
         .callTrace()

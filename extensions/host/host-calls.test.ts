@@ -490,18 +490,19 @@ describe('callouts', () => {
           (i32.const 1044) (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 1052) (i32.const 3) (i32.const 0) (i32.const 608)))
         (i32.const 0))
       (func (export "cancel") (result i32) (call $proxy_grpc_cancel (i32.load (i32.const 600))))
-      (func (export "proxy_on_grpc_receive_initial_metadata") (param i32 i32 $n i32) (call $st (i32.const 8) (local.get $n)))
+      (func (export "proxy_on_grpc_receive_initial_metadata") (param i32) (param i32) (param $n i32)
+        (call $st (i32.const 8) (local.get $n))
+        (call $st (i32.const 14) (call $proxy_get_header_map_value (i32.const 4) (i32.const 1080) (i32.const 1) (i32.const 296) (i32.const 300))))
       (func (export "proxy_on_grpc_receive") (param $r i32) (param $t i32) (param $n i32)
         (call $st (i32.const 9) (call $proxy_get_buffer_bytes (i32.const 5) (i32.const 0) (local.get $n) (i32.const 256) (i32.const 260))))
-      (func (export "proxy_on_grpc_receive_trailing_metadata") (param i32 i32 $n i32) (call $st (i32.const 10) (local.get $n)))
+      (func (export "proxy_on_grpc_receive_trailing_metadata") (param i32) (param i32) (param $n i32)
+        (call $st (i32.const 10) (local.get $n))
+        (call $st (i32.const 15) (call $proxy_get_header_map_size (i32.const 5) (i32.const 620))))
       (func (export "proxy_on_grpc_close") (param $r i32) (param $t i32) (param $s i32)
         (call $st (i32.const 11) (local.get $s))
         (drop (call $proxy_get_status (i32.const 560) (i32.const 264) (i32.const 268))))
       ${data(1024, 'grpc')} ${data(1032, 'pkg.Echo')} ${data(1044, 'Hello')} ${data(1052, 'msg')}
-      (data (i32.const 1060) "\\0a\\06\\0a\\04grpc") ${data(1072, 'nope')}`.replace(
-        /\(param i32 i32 \$n i32\)/g,
-        '(param i32) (param i32) (param $n i32)',
-      ),
+      (data (i32.const 1060) "\\0a\\06\\0a\\04grpc") ${data(1072, 'nope')} ${data(1080, 'a')}`,
       { clusters: ['grpc'] },
     );
     const root = host.startPlugin();
@@ -522,7 +523,10 @@ describe('callouts', () => {
     host.callOnGrpcReceive(6, 'reply');
     host.callOnGrpcReceiveTrailingMetadata(6, { 'grpc-status': '0' });
     host.callOnGrpcClose(6, 14, 'unavailable');
-    expect(results(host, 12).slice(8)).toEqual([2, 0, 1, 14]);
+    // 560 (index 12) receives proxy_get_status's code in on_grpc_close
+    expect(results(host, 16).slice(8)).toEqual([2, 0, 1, 14, 14, 0, 0, 0]);
+    expect(outString(host, 296)).toBe('1'); // map type 4: initial metadata
+    expect(new Uint32Array(host.guestMemory(620, 4).buffer.slice(0))[0]).toBe(12); // map type 5: byte size
     expect(outString(host, 256)).toBe('reply');
     expect(outString(host, 264)).toBe('unavailable');
     expect(host.callExport('cancel', root)).toBe(0);
