@@ -148,8 +148,10 @@ export const serveCommand: Command = {
       type: 'string',
       valueName: 'URL',
       description: 'URL Envoy reaches the module server at',
-      defaultText: 'http://127.0.0.1:<wasm port>',
+      defaultText: 'http(s)://127.0.0.1:<wasm port>',
     },
+    'wasm-tls-cert': { type: 'string', valueName: 'FILE', description: 'PEM certificate: serve modules over HTTPS' },
+    'wasm-tls-key': { type: 'string', valueName: 'FILE', description: 'PEM key for --wasm-tls-cert' },
     'wasm-cache-dir': {
       type: 'string',
       valueName: 'DIR',
@@ -210,6 +212,14 @@ export const serveCommand: Command = {
             ...(ca === undefined ? {} : { ca: readFile(ca, '--xds-tls-ca') }),
           };
 
+    const wasmCert = stringOption(ctx, 'wasm-tls-cert');
+    const wasmKey = stringOption(ctx, 'wasm-tls-key');
+    if ((wasmCert === undefined) !== (wasmKey === undefined))
+      throw new UsageError('--wasm-tls-cert and --wasm-tls-key go together');
+    const wasmTls =
+      wasmCert === undefined || wasmKey === undefined
+        ? undefined
+        : { cert: readFile(wasmCert, '--wasm-tls-cert'), key: readFile(wasmKey, '--wasm-tls-key') };
     let publicUrl = stringOption(ctx, 'wasm-public-url');
     const wasmCache = new WasmModuleCache({
       dir: cacheDir,
@@ -223,6 +233,7 @@ export const serveCommand: Command = {
       cache: wasmCache,
       host: wasmAddress.host,
       port: wasmAddress.port,
+      ...(wasmTls === undefined ? {} : { tls: wasmTls }),
       log: log.child({ component: 'wasm-cache' }),
     });
 
@@ -298,7 +309,7 @@ export const serveCommand: Command = {
       proxylessGrpc: booleanOption(ctx, 'proxyless-grpc'),
       // The module URL needs the bound port when none was given (port 0 in tests).
       onListening: (p) => {
-        publicUrl ??= `http://127.0.0.1:${p.wasm}`;
+        publicUrl ??= `${wasmTls === undefined ? 'http' : 'https'}://127.0.0.1:${p.wasm}`;
       },
       log,
     });

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
+import { createServer, get as httpsGet, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -283,6 +283,38 @@ describe('limits and serving', () => {
       log: quiet,
     });
     expect(other.servingPath(`${https.url}/a.wasm`)).not.toBe(path);
+  });
+
+  it('serves over HTTPS when given a certificate', async () => {
+    let base = '';
+    const cache = new WasmModuleCache({
+      dir: cacheDir,
+      get servingBaseUrl() {
+        return base;
+      },
+      secret: Buffer.from('s'),
+      log: quiet,
+    });
+    const server = new ModuleServer({
+      cache,
+      port: 0,
+      tls: { cert: readFileSync(join(tmp, 'c.pem')), key: readFileSync(join(tmp, 'k.pem')) },
+      log: quiet,
+    });
+    servers.push(server);
+    base = `https://127.0.0.1:${await server.listen()}`;
+    const r = await cache.resolve(http(`${https.url}/a.wasm`));
+    if (!r.ok) throw new Error(r.message);
+    expect(r.servingUrl.startsWith('https://')).toBe(true);
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const req = httpsGet(r.servingUrl, { ca: https.ca }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+      });
+      req.on('error', reject);
+    });
+    expect(body.equals(moduleA)).toBe(true);
   });
 
   it('survives a restart: the index maps URLs to stored modules', async () => {
