@@ -5,12 +5,18 @@
 // the same run: validating the input into a snapshot (the provider's part, not translation).
 // Targets from issue 7: 1,000 routes ≤ 100 ms, 5,000 ≤ 500 ms, one-route change ≤ 20 ms,
 // RSS ≤ 150 MiB at 5,000 (Envoy Gateway 1.9: 255 MiB at 1,000 routes).
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { wasmModuleRequests } from '../../controlplane/gatewayapi/envoy-extension-policy.js';
 import { TranslationCache, translateGatewayApi } from '../../controlplane/gatewayapi/translate.js';
 import { DeterministicWasmResolver } from '../../controlplane/gatewayapi/wasm-modules.js';
 import { SnapshotBuilder, builderFrom, type ResourceSnapshot } from '../../controlplane/provider/snapshot.js';
-import { encodeXds, translateXds, type XdsResources } from '../../controlplane/xds/translator/translate.js';
+import {
+  encodeXds,
+  loadXdsProtos,
+  translateXds,
+  type XdsResources,
+} from '../../controlplane/xds/translator/translate.js';
 import { report, round } from './lib.js';
 
 const EG = 'gateway.envoyproxy.io/v1alpha1';
@@ -118,6 +124,10 @@ function best(runs: number, fn: () => unknown): number {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
+// Baseline memory: this process with every module and Envoy's protos loaded, before any input.
+loadXdsProtos();
+gc?.();
+const rssBaselineMiB = round(process.memoryUsage().rss / 1048576, 1);
 const results: Record<string, unknown>[] = [];
 for (const n of [1000, 5000]) {
   const input = objects(n);
@@ -170,6 +180,9 @@ for (const n of [1000, 5000]) {
 
 report('translate', {
   note: 'translate = translateGatewayApi + translateXds (no encoding); one-route change = new snapshot with one HTTPRoute edited (builderFrom + add + build), both stages again with a TranslationCache (and without, for comparison); baseline = validating the input into a snapshot',
+  // Other work on the machine inflates every figure; the 1-minute load average says how much.
+  loadAverage1m: round(loadavg()[0] ?? 0, 2),
+  rssBaselineMiB,
   targets: { routes1000Ms: 100, routes5000Ms: 500, oneRouteChangeMs: 20, rssMiBAt5000: 150 },
   results,
 });
