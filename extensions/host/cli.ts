@@ -193,7 +193,7 @@ const hostOptions = {
   },
 } as const;
 
-async function buildHost(ctx: CommandContext, file: string): Promise<HostEmulator> {
+async function buildHost(ctx: CommandContext, file: string, throughput = false): Promise<HostEmulator> {
   const bytes = await loadModuleFile(file);
   const level = stringOption(ctx, 'guest-log-level') ?? 'info';
   const levels = ['trace', 'debug', 'info', 'warn', 'error', 'critical'] as const;
@@ -205,6 +205,8 @@ async function buildHost(ctx: CommandContext, file: string): Promise<HostEmulato
     logLevel: level as (typeof levels)[number],
     clock: systemClock,
     recordCalls: false,
+    // `bench` keeps no per-stream inspection state and only a small log ring.
+    ...(throughput ? { keepCompletedStreams: 0, maxLogEntries: 1000 } : {}),
   };
   const pc = configValue(ctx, 'plugin-config');
   const vc = configValue(ctx, 'vm-config');
@@ -330,7 +332,7 @@ const benchCommand: Command = {
     const n = Number(stringOption(ctx, 'iterations') ?? '20000');
     if (!Number.isInteger(n) || n < 1) throw new UsageError('--iterations must be a positive integer');
     const specs = loadSpecs(ctx);
-    const host = await buildHost(ctx, file);
+    const host = await buildHost(ctx, file, true);
     const once = (): void => void runLifecycle(host, specs.req, specs.resp, specs.callouts, false);
     for (let i = 0; i < Math.min(n, 2000); i++) once();
     let best = Number.POSITIVE_INFINITY;
