@@ -36,6 +36,11 @@ interface HostAuth {
 /** What the client needs to send one authenticated request. */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
+/**
+ * Per-client authentication state. `learn()` records a registry's challenge; `authorization()`
+ * returns the header for a request needing some scopes (fetching and caching a token when the
+ * registry uses Bearer). Errors name the credential source.
+ */
 export class Authenticator {
   private readonly hosts = new Map<string, HostAuth>();
   /** Token fetches in flight, so concurrent requests for one scope share one token request. */

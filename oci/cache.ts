@@ -49,6 +49,7 @@ export interface CachedModule extends CachedModuleRecord {
   readonly path: string;
 }
 
+/** Options of `ModuleCache`. */
 export interface ModuleCacheOptions {
   /** Upper bound of the blob store; least recently used modules are evicted above it. Default 1 GiB. */
   readonly maxBytes?: number;
@@ -78,6 +79,10 @@ async function lockIsStale(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * The module cache on disk (layout and guarantees in the file comment). One instance per
+ * directory per process is enough; several processes may share a directory.
+ */
 export class ModuleCache {
   readonly maxBytes: number;
   private readonly inflight = new Map<string, Promise<unknown>>();

@@ -42,6 +42,7 @@ export interface DockerConfig {
   [key: string]: unknown;
 }
 
+/** One `auths` entry of a docker config. */
 export interface DockerAuthEntry {
   auth?: string;
   username?: string;

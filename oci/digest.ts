@@ -16,6 +16,7 @@ export function digestHex(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1);
 }
 
+/** True for `sha256:` + 64 lowercase hex. */
 export function isDigest(value: string): boolean {
   return DIGEST_RE.test(value);
 }

@@ -29,6 +29,7 @@ export const OCI_ERROR_CODES = [
   'OCI_CREDENTIALS',
   'OCI_CACHE_LOCKED',
 ] as const;
+/** One of `OCI_ERROR_CODES`. */
 export type OciErrorCode = (typeof OCI_ERROR_CODES)[number];
 
 /** A failure talking to a registry or interpreting what it returned. */
@@ -54,6 +55,7 @@ export class OciError extends EnvextError {
   }
 }
 
+/** True when `e` is an `OciError` (with `code`, when given). */
 export function isOciError(e: unknown, code?: OciErrorCode): e is OciError {
   return e instanceof OciError && (code === undefined || e.code === code);
 }

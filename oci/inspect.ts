@@ -12,6 +12,7 @@ import { sha256Digest } from './digest.js';
 import { DEFAULT_MAX_MODULE_BYTES } from './wasm.js';
 import { proxyWasmAbiVersions } from './wasm.js';
 
+/** What `inspectWasmImage` reports. */
 export interface InspectResult {
   readonly reference: string;
   readonly manifestDigest: string;
@@ -30,6 +31,11 @@ export interface InspectResult {
   readonly abiVersions?: readonly string[];
 }
 
+/**
+ * Reads a reference's manifest and reports its layout, both digests, sizes and media types. Raw
+ * layouts show the module digest in the manifest; compat images are downloaded and unpacked
+ * (within `maxBytes`) to compute it.
+ */
 export async function inspectWasmImage(
   reference: string,
   opts: RegistryConnectionOptions & { maxBytes?: number } = {},

@@ -24,6 +24,7 @@ import type { Descriptor, FetchedManifest } from './registry-client.js';
 import { createTar, findInTar } from './tar.js';
 import { proxyWasmAbiVersions, validateModule } from './wasm.js';
 
+/** Every layout, in the order `--help` lists them. */
 export const WASM_LAYOUTS = ['oci', 'compat', 'compat-docker', 'cncf', 'oras'] as const;
 /** A Wasm image layout; also the values of `envext oci push --format`. */
 export type WasmLayout = (typeof WASM_LAYOUTS)[number];
@@ -35,6 +36,7 @@ export function envoyGatewayCompatible(layout: WasmLayout): boolean {
   return layout === 'oci' || layout === 'compat' || layout === 'compat-docker';
 }
 
+/** Narrows a `--format` value. */
 export function isWasmLayout(value: string): value is WasmLayout {
   return (WASM_LAYOUTS as readonly string[]).includes(value);
 }
@@ -57,6 +59,7 @@ export interface BuiltImage {
   readonly blobs: readonly Blob[];
 }
 
+/** Options of `buildImage`. */
 export interface BuildOptions {
   /** Manifest annotations (`--annotation k=v`). */
   readonly annotations?: Readonly<Record<string, string>>;

@@ -14,6 +14,7 @@ function mib(n: number): string {
   return (n / (1024 * 1024)).toFixed(1);
 }
 
+/** A bar labelled `label` on `stream`; a no-op unless `enabled` and the stream is a TTY. */
 export function progressBar(stream: NodeJS.WritableStream, label: string, enabled: boolean): ProgressBar {
   const tty = stream as NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   if (!enabled || tty.isTTY !== true) return NOOP;

@@ -34,7 +34,9 @@ import { DEFAULT_MAX_MODULE_BYTES } from './wasm.js';
 
 const log = rootLogger.child({ component: 'oci' });
 
+/** When to ask the registry (Istio/EG semantics; see the file comment). */
 export type PullPolicy = 'IfNotPresent' | 'Always';
+/** Every pull policy, for flag validation. */
 export const PULL_POLICIES: readonly PullPolicy[] = ['IfNotPresent', 'Always'];
 
 /** Connection settings shared by pull, push and inspect. */
@@ -52,6 +54,7 @@ export interface RegistryConnectionOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Options of `pullWasmModule` and `resolveWasmModule`. */
 export interface PullOptions extends RegistryConnectionOptions {
   /** The on-disk cache; without one every call downloads and nothing is written. */
   readonly cache?: ModuleCache;

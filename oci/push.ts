@@ -12,6 +12,7 @@ import { digestHex } from './digest.js';
 
 const log = rootLogger.child({ component: 'oci' });
 
+/** Options of `pushWasmModule`. */
 export interface PushOptions extends RegistryConnectionOptions {
   /** Layout; default `oci` (solo "oci" variant), pullable by Envoy Gateway and Istio. */
   readonly format?: WasmLayout;
@@ -27,6 +28,7 @@ export interface PushOptions extends RegistryConnectionOptions {
   readonly onProgress?: ProgressFn;
 }
 
+/** What a push did, with both digests. */
 export interface PushResult {
   /** `registry/repository@sha256:…` — the pinned reference to give to Envoy Gateway. */
   readonly reference: string;
@@ -50,6 +52,11 @@ export interface PushResult {
   }[];
 }
 
+/**
+ * Pushes `module` to `reference` in the chosen layout (default `oci`) and returns both digests.
+ * Refuses non-wasm or over-size input before any network call. A reference with `@sha256:`
+ * must match the manifest that would be built.
+ */
 export async function pushWasmModule(reference: string, module: Buffer, opts: PushOptions = {}): Promise<PushResult> {
   const ref = parseReference(reference);
   const layout = opts.format ?? DEFAULT_LAYOUT;

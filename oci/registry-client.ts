@@ -55,6 +55,7 @@ export interface FetchedManifest {
 /** Progress of one transfer: bytes done of `total`. */
 export type ProgressFn = (done: number, total: number) => void;
 
+/** Options of `RegistryClient`. */
 export interface RegistryClientOptions {
   /** Where credentials come from; anonymous when absent. */
   readonly credentials?: CredentialProvider;
@@ -167,6 +168,10 @@ export function appendQuery(location: string, name: string, value: string): stri
   return `${base}${base.includes('?') ? '&' : '?'}${name}=${encodeURIComponent(value)}`;
 }
 
+/**
+ * One client per credential set: it keeps a connection pool, the scheme chosen per host and the
+ * token cache. Safe for concurrent use; `close()` when done.
+ */
 export class RegistryClient {
   private readonly auth: Authenticator;
   private readonly bases = new Map<string, Promise<string>>();

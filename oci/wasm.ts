@@ -8,6 +8,7 @@ export const DEFAULT_MAX_MODULE_BYTES = 256 * 1024 * 1024;
 
 const MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
+/** True when `data` starts with the WebAssembly magic `\0asm` and is at least a header long. */
 export function hasWasmMagic(data: Uint8Array): boolean {
   return data.length >= 8 && MAGIC.every((b, i) => data[i] === b);
 }
