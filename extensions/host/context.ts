@@ -108,6 +108,8 @@ export class Context {
   filterState: Map<string, Uint8Array> | undefined;
   /** Attributes supplied by the embedder for this stream (request.*, source.*, …). */
   attributes: Readonly<Record<string, PropertyValue | undefined>> | undefined;
+  /** Wall-clock ns when the stream context was created (`request.time`). */
+  startNs = 0n;
   /** The VM had failed when (or while) this stream ran: the filter answers per failure policy. */
   streamFailed = false;
 

@@ -643,6 +643,7 @@ describe('properties', () => {
       'request\0url_path',
       'no\0such',
       'node\0id',
+      'request\0time',
     ];
     let at = 1024;
     const segs = paths.map((p) => {
@@ -666,7 +667,7 @@ describe('properties', () => {
       attributes: { source: { address: '10.0.0.1:5000', port: 5000n }, connection: { mtls: true } },
     });
     host.callOnRequestHeaders(id, REQ, true);
-    expect(results(host, paths.length)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, R.NotFound, 0]);
+    expect(results(host, paths.length)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, R.NotFound, 0, 0]);
     const val = (i: number) => outBytes(host, 2048 + i * 8);
     const str = (i: number) => Buffer.from(val(i)).toString();
     expect([str(0), str(1), str(2), str(3), str(4), str(7), str(9)]).toEqual([
@@ -680,6 +681,8 @@ describe('properties', () => {
     ]);
     expect(Buffer.from(val(5)).readBigInt64LE()).toBe(5000n);
     expect([...val(6)]).toEqual([1]);
+    // request.time: int64 ns since the epoch, from the (virtual) clock at stream creation
+    expect(Buffer.from(val(10)).readBigInt64LE()).toBe(BigInt(Date.UTC(2026, 0, 1)) * 1_000_000n);
   });
 
   it('proxy_set_property: filter state on a stream, readable back; NotFound without a stream', async () => {

@@ -288,6 +288,7 @@ export class WasmVm {
   newContext(kind: 'root' | 'http' | 'tcp', root: Context | undefined, plugin?: PluginInfo): Context {
     const ctx = new Context(this.nextContextId++, kind, root);
     if (plugin !== undefined) ctx.plugin = plugin;
+    if (kind !== 'root') ctx.startNs = this.options.clock.nowNs();
     this.contexts.set(ctx.id, ctx);
     return ctx;
   }
@@ -659,6 +660,7 @@ export class WasmVm {
         useragent: h.get('user-agent'),
         id: h.get('x-request-id'),
         trailers: ctx.requestTrailers,
+        time: ctx.startNs === 0n ? undefined : ctx.startNs,
       };
     }
     const h = ctx.responseHeaders;
