@@ -149,6 +149,10 @@ async function measureSize(n: number): Promise<void> {
     alone.push(published - t0);
   }
   const rssWithClients = rssMiB();
+  const mem = process.memoryUsage();
+  const heapMiB = round(mem.heapUsed / 1024 / 1024, 1);
+  const heapTotalMiB = round(mem.heapTotal / 1024 / 1024, 1);
+  const externalMiB = round(mem.external / 1024 / 1024, 1);
   clients.kill();
   await server.close(200);
   process.stdout.write(
@@ -159,6 +163,9 @@ async function measureSize(n: number): Promise<void> {
       convergenceMsAll: converge.map((x) => round(x, 1)),
       baselineTranslateAndPublishMs: round(median(alone)),
       rssMiB: rssWithClients,
+      heapUsedMiB: heapMiB,
+      heapTotalMiB,
+      externalMiB,
       baselineRssMiB: rssBefore,
     }) + '\n',
   );
@@ -191,6 +198,8 @@ if (process.argv[2] === '--size') {
     baselinePublishNoClients5000Ms: large.baselineTranslateAndPublishMs,
     rss1000RoutesMiB: small.rssMiB,
     rss5000RoutesMiB: large.rssMiB,
+    heapUsed1000RoutesMiB: small.heapUsedMiB,
+    heapUsed5000RoutesMiB: large.heapUsedMiB,
     baselineRssEmptyProcessMiB: small.baselineRssMiB,
     targets: { convergenceMs: 200, rss5000MiB: 200 },
     detail: [small, large],

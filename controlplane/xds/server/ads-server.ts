@@ -162,15 +162,41 @@ export class AdsServer {
   }
 
   private readonly enders = new Set<() => void>();
+  private readonly gate = new WriteGate(4, 2_000);
 
   private serve(call: grpc.ServerDuplexStream<ProtoObject, Buffer>, mode: 'sotw' | 'delta'): void {
+    let done = false;
+    // Writes go out in order, one at a time per stream; large ones (a full snapshot) also take
+    // a slot of the server-wide gate, so fifty clients syncing at once do not each hold a
+    // framed multi-megabyte copy in memory at the same moment.
+    const queue: Buffer[] = [];
+    let writing = false;
+    const pump = (): void => {
+      if (writing || queue.length === 0 || done) return;
+      const bytes = queue.shift()!;
+      const big = bytes.length >= LARGE_WRITE_BYTES;
+      const go = (release: () => void): void => {
+        if (done) {
+          release();
+          return;
+        }
+        writing = true;
+        call.write(bytes, () => {
+          writing = false;
+          release();
+          pump();
+        });
+      };
+      if (big) this.gate.run(go);
+      else go(() => undefined);
+    };
     const send = (bytes: Buffer): void => {
-      call.write(bytes);
+      queue.push(bytes);
+      pump();
     };
     const stream = mode === 'sotw' ? new SotwStream(this.host, send, mode) : new DeltaStream(this.host, send, mode);
     this.streams.add(stream);
     this.metrics.clients.inc({ mode });
-    let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
@@ -243,6 +269,43 @@ export class AdsServer {
   private sweepMemories(): void {
     const cutoff = Date.now() - this.nodeMemoryTtlMs;
     for (const [id, m] of this.memories) if (m.streams <= 0 && m.lastSeen < cutoff) this.memories.delete(id);
+  }
+}
+
+/** Responses at least this large go through the server-wide write gate. */
+const LARGE_WRITE_BYTES = 256 * 1024;
+
+/**
+ * At most `slots` large writes in flight. A slot is released when the write completes, or
+ * after `maxHoldMs` so a client that stops reading cannot hold everybody else up.
+ */
+class WriteGate {
+  private active = 0;
+  private readonly waiting: ((release: () => void) => void)[] = [];
+
+  constructor(
+    private readonly slots: number,
+    private readonly maxHoldMs: number,
+  ) {}
+
+  run(fn: (release: () => void) => void): void {
+    if (this.active >= this.slots) {
+      this.waiting.push(fn);
+      return;
+    }
+    this.active++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      clearTimeout(timer);
+      this.active--;
+      const next = this.waiting.shift();
+      if (next !== undefined) this.run(next);
+    };
+    const timer = setTimeout(release, this.maxHoldMs);
+    timer.unref();
+    fn(release);
   }
 }
 
