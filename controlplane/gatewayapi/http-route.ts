@@ -408,6 +408,19 @@ export function translateRoutes(ctx: TranslationContext): void {
     const translated = cached ?? rules.map((rule, i) => translateRule(ctx, kind, route, i, rule));
     if (cache !== undefined && cached === undefined) cache.rules.set(route, translated);
     const problems = translated.flatMap((t) => t.problems);
+    const prefix = `${kind.toLowerCase()}/${ns}/${route.metadata.name}`;
+    // Matches and metadata are the same for every listener and hostname: build them once per rule.
+    const ruleMatches: MatchIr[][] = rules.map((rule) =>
+      kind === 'HTTPRoute'
+        ? httpMatches(rule as HTTPRouteRule).map(httpMatchIr)
+        : ((rule as GRPCRouteRule).matches ?? [undefined]).map(grpcMatchIr),
+    );
+    const ruleMeta = rules.map((rule) => ({
+      kind,
+      namespace: ns,
+      name: route.metadata.name,
+      ...(rule.name === undefined ? {} : { sectionName: rule.name }),
+    }));
     for (const parent of rc.parents) {
       if (parent.listeners.length === 0) continue; // Accepted=False already set
       const refProblem = problems.find((p) => p.resolvedRefs);
@@ -436,42 +449,36 @@ export function translateRoutes(ctx: TranslationContext): void {
         for (const hostname of routeHostnames(listener, route.spec.hostnames ?? [])) {
           for (const [ri, rule] of rules.entries()) {
             const t = translated[ri];
-            if (t === undefined) continue;
-            const matches: MatchIr[] =
-              kind === 'HTTPRoute'
-                ? httpMatches(rule as HTTPRouteRule).map(httpMatchIr)
-                : ((rule as GRPCRouteRule).matches ?? [undefined]).map(grpcMatchIr);
+            const matches = ruleMatches[ri];
+            if (t === undefined || matches === undefined) continue;
+            const origin = {
+              kind,
+              namespace: ns,
+              name: route.metadata.name,
+              ruleIndex: ri,
+              ...(rule.name === undefined ? {} : { ruleName: rule.name }),
+              parent: parent.ref,
+            };
             for (const [mi, m] of matches.entries()) {
               const irRoute: MutableRoute = {
-                name: `${kind.toLowerCase()}/${ns}/${route.metadata.name}/rule/${ri}/match/${mi}/${hostPart(hostname)}`,
-                metadata: {
-                  kind,
-                  namespace: ns,
-                  name: route.metadata.name,
-                  ...(rule.name === undefined ? {} : { sectionName: rule.name }),
-                },
-                ...(rule.name === undefined ? {} : { ruleName: rule.name }),
+                name: `${prefix}/rule/${ri}/match/${mi}/${hostPart(hostname)}`,
+                metadata: ruleMeta[ri] ?? { kind, namespace: ns, name: route.metadata.name },
                 hostname,
-                ...(m.pathMatch === undefined ? {} : { pathMatch: m.pathMatch }),
                 headerMatches: m.headerMatches,
                 queryParamMatches: m.queryParamMatches,
-                ...(t.requestHeaders === undefined ? {} : { requestHeaders: t.requestHeaders }),
-                ...(t.responseHeaders === undefined ? {} : { responseHeaders: t.responseHeaders }),
-                ...(t.redirect === undefined ? {} : { redirect: t.redirect }),
-                ...(t.urlRewrite === undefined ? {} : { urlRewrite: t.urlRewrite }),
                 mirrors: t.mirrors,
-                ...(t.destination === undefined ? {} : { destination: t.destination }),
-                ...(t.directResponse === undefined ? {} : { directResponse: t.directResponse }),
                 isHttp2: kind === 'GRPCRoute',
-                origin: {
-                  kind,
-                  namespace: ns,
-                  name: route.metadata.name,
-                  ruleIndex: ri,
-                  ...(rule.name === undefined ? {} : { ruleName: rule.name }),
-                  parent: parent.ref,
-                },
+                origin,
               };
+              // Optional fields by assignment: this loop runs for every route on every translation.
+              if (rule.name !== undefined) irRoute.ruleName = rule.name;
+              if (m.pathMatch !== undefined) irRoute.pathMatch = m.pathMatch;
+              if (t.requestHeaders !== undefined) irRoute.requestHeaders = t.requestHeaders;
+              if (t.responseHeaders !== undefined) irRoute.responseHeaders = t.responseHeaders;
+              if (t.redirect !== undefined) irRoute.redirect = t.redirect;
+              if (t.urlRewrite !== undefined) irRoute.urlRewrite = t.urlRewrite;
+              if (t.destination !== undefined) irRoute.destination = t.destination;
+              if (t.directResponse !== undefined) irRoute.directResponse = t.directResponse;
               ir.routes.push(irRoute);
               parent.irRoutes.push(irRoute);
             }

@@ -68,28 +68,23 @@ function stringMatcher(m: StringMatch): Record<string, unknown> {
   return { safe_regex: { regex: m.safeRegex } };
 }
 
+// The functions below run once per route on every translation: they build each object with
+// plain assignments rather than conditional spreads, which allocate a temporary object per field.
+
 function routeMatch(r: HttpRoute): Record<string, unknown> {
+  const m: Record<string, unknown> = {};
   const p = r.pathMatch;
-  const path: Record<string, unknown> =
-    p === undefined
-      ? { prefix: '/' }
-      : 'exact' in p
-        ? { path: p.exact }
-        : 'safeRegex' in p
-          ? { safe_regex: { regex: p.safeRegex } }
-          : p.prefix === '/' || p.prefix === ''
-            ? { prefix: '/' }
-            : // Gateway API prefixes match whole path segments: /foo matches /foo and /foo/bar, not /foobar.
-              { path_separated_prefix: p.prefix.replace(/\/+$/u, '') };
-  return {
-    ...path,
-    ...(r.headerMatches.length === 0
-      ? {}
-      : { headers: r.headerMatches.map((h) => ({ name: h.name, string_match: stringMatcher(h.match) })) }),
-    ...(r.queryParamMatches.length === 0
-      ? {}
-      : { query_parameters: r.queryParamMatches.map((q) => ({ name: q.name, string_match: stringMatcher(q.match) })) }),
-  };
+  if (p === undefined) m['prefix'] = '/';
+  else if ('exact' in p) m['path'] = p.exact;
+  else if ('safeRegex' in p) m['safe_regex'] = { regex: p.safeRegex };
+  else if (p.prefix === '/' || p.prefix === '') m['prefix'] = '/';
+  // Gateway API prefixes match whole path segments: /foo matches /foo and /foo/bar, not /foobar.
+  else m['path_separated_prefix'] = p.prefix.replace(/\/+$/u, '');
+  if (r.headerMatches.length > 0)
+    m['headers'] = r.headerMatches.map((h) => ({ name: h.name, string_match: stringMatcher(h.match) }));
+  if (r.queryParamMatches.length > 0)
+    m['query_parameters'] = r.queryParamMatches.map((q) => ({ name: q.name, string_match: stringMatcher(q.match) }));
+  return m;
 }
 
 const REDIRECT_CODES: Readonly<Record<number, string>> = {
@@ -100,81 +95,68 @@ const REDIRECT_CODES: Readonly<Record<number, string>> = {
   308: 'PERMANENT_REDIRECT',
 };
 
+const WEBSOCKET_UPGRADE = [{ upgrade_type: 'websocket' }];
+
 function routeAction(r: HttpRoute, dest: RouteDestination): Record<string, unknown> {
+  const a: Record<string, unknown> = { cluster: dest.name };
+  if (!r.isHttp2) a['upgrade_configs'] = WEBSOCKET_UPGRADE;
   const rw = r.urlRewrite;
-  return {
-    cluster: dest.name,
-    ...(r.isHttp2 ? {} : { upgrade_configs: [{ upgrade_type: 'websocket' }] }),
-    ...(rw?.hostname === undefined ? {} : { host_rewrite_literal: rw.hostname }),
-    ...(rw?.path?.prefixMatchReplace === undefined ? {} : { prefix_rewrite: rw.path.prefixMatchReplace }),
-    ...(rw?.path?.fullReplace === undefined
-      ? {}
-      : { regex_rewrite: { pattern: { regex: '^/.*$' }, substitution: rw.path.fullReplace } }),
-    ...(r.mirrors.length === 0 ? {} : { request_mirror_policies: r.mirrors.map((m) => ({ cluster: m.name })) }),
-  };
+  if (rw?.hostname !== undefined) a['host_rewrite_literal'] = rw.hostname;
+  if (rw?.path?.prefixMatchReplace !== undefined) a['prefix_rewrite'] = rw.path.prefixMatchReplace;
+  if (rw?.path?.fullReplace !== undefined)
+    a['regex_rewrite'] = { pattern: { regex: '^/.*$' }, substitution: rw.path.fullReplace };
+  if (r.mirrors.length > 0) a['request_mirror_policies'] = r.mirrors.map((m) => ({ cluster: m.name }));
+  return a;
 }
 
-function headersToAdd(mod: HttpRoute['requestHeaders']): Record<string, unknown> {
-  return mod === undefined
-    ? {}
-    : {
-        ...(mod.add.length === 0
-          ? {}
-          : {
-              headers_to_add: mod.add.map((h) => ({
-                header: { key: h.name, value: h.value },
-                append_action: h.append ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD',
-              })),
-            }),
-        ...(mod.remove.length === 0 ? {} : { headers_to_remove: [...mod.remove] }),
-      };
+/** Adds `<prefix>headers_to_add` / `<prefix>headers_to_remove` for a header modifier. */
+function addHeaderOps(
+  out: Record<string, unknown>,
+  prefix: 'request_' | 'response_',
+  mod: HttpRoute['requestHeaders'],
+): void {
+  if (mod === undefined) return;
+  if (mod.add.length > 0) {
+    out[`${prefix}headers_to_add`] = mod.add.map((h) => ({
+      header: { key: h.name, value: h.value },
+      append_action: h.append ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD',
+    }));
+  }
+  if (mod.remove.length > 0) out[`${prefix}headers_to_remove`] = [...mod.remove];
 }
 
 function envoyRoute(r: HttpRoute, perFilter: readonly string[]): Record<string, unknown> {
-  const req = headersToAdd(r.requestHeaders);
-  const res = headersToAdd(r.responseHeaders);
-  let action: Record<string, unknown>;
+  const out: Record<string, unknown> = { name: r.name, match: routeMatch(r) };
   if (r.directResponse !== undefined) {
-    action = {
-      direct_response: {
-        status: r.directResponse.statusCode,
-        ...(r.directResponse.body === undefined ? {} : { body: { inline_string: r.directResponse.body } }),
-      },
-    };
+    const dr: Record<string, unknown> = { status: r.directResponse.statusCode };
+    if (r.directResponse.body !== undefined) dr['body'] = { inline_string: r.directResponse.body };
+    out['direct_response'] = dr;
   } else if (r.redirect !== undefined) {
     const rd = r.redirect;
-    action = {
-      redirect: {
-        ...(rd.scheme === undefined ? {} : { scheme_redirect: rd.scheme }),
-        ...(rd.hostname === undefined ? {} : { host_redirect: rd.hostname }),
-        ...(rd.port === undefined ? {} : { port_redirect: rd.port }),
-        ...(rd.path?.fullReplace === undefined ? {} : { path_redirect: rd.path.fullReplace }),
-        ...(rd.path?.prefixMatchReplace === undefined ? {} : { prefix_rewrite: rd.path.prefixMatchReplace }),
-        response_code: REDIRECT_CODES[rd.statusCode] ?? 'FOUND',
-      },
-    };
+    const redirect: Record<string, unknown> = { response_code: REDIRECT_CODES[rd.statusCode] ?? 'FOUND' };
+    if (rd.scheme !== undefined) redirect['scheme_redirect'] = rd.scheme;
+    if (rd.hostname !== undefined) redirect['host_redirect'] = rd.hostname;
+    if (rd.port !== undefined) redirect['port_redirect'] = rd.port;
+    if (rd.path?.fullReplace !== undefined) redirect['path_redirect'] = rd.path.fullReplace;
+    if (rd.path?.prefixMatchReplace !== undefined) redirect['prefix_rewrite'] = rd.path.prefixMatchReplace;
+    out['redirect'] = redirect;
   } else if (r.destination !== undefined) {
-    action = { route: routeAction(r, r.destination) };
+    out['route'] = routeAction(r, r.destination);
   } else {
-    action = { direct_response: { status: 500 } };
+    out['direct_response'] = { status: 500 };
   }
-  return {
-    name: r.name,
-    match: routeMatch(r),
-    ...action,
-    ...('headers_to_add' in req ? { request_headers_to_add: req['headers_to_add'] } : {}),
-    ...('headers_to_remove' in req ? { request_headers_to_remove: req['headers_to_remove'] } : {}),
-    ...('headers_to_add' in res ? { response_headers_to_add: res['headers_to_add'] } : {}),
-    ...('headers_to_remove' in res ? { response_headers_to_remove: res['headers_to_remove'] } : {}),
-    ...(perFilter.length === 0
-      ? {}
-      : {
-          typed_per_filter_config: Object.fromEntries(
-            [...perFilter].sort().map((n) => [n, { '@type': FILTER_CONFIG_TYPE, config: {} }]),
-          ),
-        }),
-  };
+  addHeaderOps(out, 'request_', r.requestHeaders);
+  addHeaderOps(out, 'response_', r.responseHeaders);
+  if (perFilter.length > 0) {
+    const tpf: Record<string, unknown> = {};
+    for (const n of [...perFilter].sort()) tpf[n] = ENABLE_FILTER;
+    out['typed_per_filter_config'] = tpf;
+  }
+  return out;
 }
+
+/** `FilterConfig{config: {}}`: turns a disabled HCM filter on for one route. Shared, never mutated. */
+const ENABLE_FILTER = { '@type': FILTER_CONFIG_TYPE, config: {} };
 
 function vhostName(listener: string, host: string): string {
   return `${listener}/${host.replaceAll('.', '_')}`;
