@@ -100,6 +100,12 @@ export interface EmulatorOptions {
   readonly maxLogEntries?: number;
   /** Keep inspection state of at most this many completed streams. Default 1000. */
   readonly keepCompletedStreams?: number;
+  /**
+   * `capability_restriction_config.allowed_capabilities` (names such as `proxy_http_call`,
+   * `fd_write`, `proxy_on_request_headers`): other host calls fail (InternalFailure / NOTCAPABLE)
+   * and other callbacks are never called. Default: all allowed.
+   */
+  readonly allowedCapabilities?: readonly string[];
 }
 
 /** One stream callback's translated result, for `httpStreamActions` and `envext wasm run`. */
@@ -336,6 +342,9 @@ export class HostEmulator {
       clusters: this.opts.clusters === undefined ? undefined : new Set(this.opts.clusters),
       properties: this.properties,
       log: (e) => this.record(e),
+      ...(this.opts.allowedCapabilities === undefined
+        ? {}
+        : { allowedCapabilities: new Set(this.opts.allowedCapabilities) }),
     });
     vm.hooks = {
       continueStream: (ctx, type) => this.onContinue(ctx, type),

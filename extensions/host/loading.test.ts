@@ -243,3 +243,31 @@ describe('import coverage', () => {
     });
   });
 });
+
+describe('capability restriction', () => {
+  it('stubs host calls and skips callbacks outside allowed_capabilities, as Envoy does', async () => {
+    const host = await HostEmulator.create(
+      await compileWat(
+        proxyModule(`
+          (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+            (i32.store (i32.const 512) (call $proxy_log (i32.const 2) (i32.const 1024) (i32.const 2)))
+            (i32.store (i32.const 516) (call $proxy_add_header_map_value (i32.const 0) (i32.const 1024) (i32.const 2) (i32.const 1024) (i32.const 2)))
+            (i32.store (i32.const 520) (call $random_get (i32.const 600) (i32.const 4)))
+            (i32.const 0))
+          (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) unreachable)
+          (data (i32.const 1024) "hi")`),
+      ),
+      { allowedCapabilities: ['proxy_on_request_headers', 'proxy_log'] },
+    );
+    const id = host.initializeHttpContext();
+    host.callOnRequestHeaders(id, REQ, true);
+    host.callOnResponseHeaders(id, { ':status': '200' }, true); // not allowed: never called, no trap
+    expect(host.vmFailed()).toBe(false);
+    expect([...new Uint32Array(host.guestMemory(512, 12).buffer.slice(0))]).toEqual([0, 10, 76]);
+    expect(host.currentRequestHeaders(id)).toEqual(Object.entries(REQ));
+    expect(host.logs('error')).toEqual([
+      'proxy_add_header_map_value is not allowed by capability_restriction_config',
+      'random_get is not allowed by capability_restriction_config',
+    ]);
+  });
+});
