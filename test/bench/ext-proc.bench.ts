@@ -9,7 +9,7 @@
  * Debian's `libgrpc++-dev`, `protobuf-compiler-grpc`, `pkg-config` and `g++`. Those are only for
  * this benchmark, not for the test suite.
  *
- * Each server first gets 2 s of load to warm up its JIT. Then every point gets EXT_PROC_BENCH_WARMUP s
+ * Each server first gets 4 s of load to warm up its JIT. Then every point gets EXT_PROC_BENCH_WARMUP s
  * (default 0.5) of warm-up and EXT_PROC_BENCH_SECONDS s (default 2) measured, and the whole matrix is
  * repeated EXT_PROC_BENCH_REPEAT times (default 3), interleaved; medians are reported. The three
  * servers run side by side and are measured one after the other per point, so drift on a shared
@@ -196,7 +196,7 @@ const servers = await Promise.all(KINDS.map((k) => startServer(k, dir)));
 const loadBefore = loadavg();
 const runs: Point[] = [];
 try {
-  for (const s of servers) runPoint(loadgen, s, 'uds', 16, 2, 0.5); // JIT warm-up, not reported
+  for (const s of servers) runPoint(loadgen, s, 'uds', 16, 2, 2); // JIT warm-up, not reported
   for (let rep = 0; rep < REPEAT; rep++) {
     for (const transport of TRANSPORTS) {
       for (const n of CONCURRENCY) {
