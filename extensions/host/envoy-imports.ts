@@ -126,7 +126,11 @@ function wasi(name: string, signature: string, functional: boolean, allowedInIni
   return { module: 'wasi_snapshot_preview1', name, ...sig(signature), abi: ALL, allowedInInit, functional };
 }
 
-/** The WASI subset Envoy registers (reference §1.4). All return an errno i32 except `proc_exit`. */
+/**
+ * The WASI subset Envoy registers (reference §1.4). All return an errno i32 except `proc_exit`.
+ * Allowed during `_initialize`/`_start` (§1.5): the listed calls and the inert fs/sock stubs, not
+ * `sched_yield` or `proc_exit`.
+ */
 export const WASI_IMPORTS: readonly ImportSpec[] = [
   wasi('fd_write', 'iiii>i', true, true),
   wasi('fd_read', 'iiii>i', false, true),
@@ -165,9 +169,9 @@ export const WASI_IMPORTS: readonly ImportSpec[] = [
   wasi('sock_send', 'iiiii>i', false, true),
   wasi('sock_shutdown', 'ii>i', false, true),
   wasi('random_get', 'ii>i', true, true),
-  wasi('sched_yield', '>i', true, true),
+  wasi('sched_yield', '>i', true, false),
   wasi('poll_oneoff', 'iiii>i', true, true),
-  wasi('proc_exit', 'i>', true, true),
+  wasi('proc_exit', 'i>', true, false),
   wasi('path_open', 'iiiiiIIii>i', false, true),
   wasi('fd_prestat_get', 'ii>i', false, true),
   wasi('fd_prestat_dir_name', 'iii>i', false, true),

@@ -84,12 +84,14 @@ describe('restricted mode during _initialize / _start', () => {
     { name: '_initialize calling proxy_log and WASI clock: allowed', init: '_initialize', call: 'log', ok: true },
     { name: '_initialize calling proxy_http_call: traps', init: '_initialize', call: 'http', ok: false },
     { name: '_start calling proxy_define_metric: traps', init: '_start', call: 'metric', ok: false },
+    { name: '_initialize calling proc_exit: traps', init: '_initialize', call: 'exit', ok: false },
   ])('$name', async ({ init, call, ok }) => {
     const calls: Record<string, string> = {
       log: `(drop (call $proxy_log (i32.const 2) (i32.const 1024) (i32.const 4)))
             (drop (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 768)))`,
       http: `(drop (call $proxy_http_call (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 256)))`,
       metric: `(drop (call $proxy_define_metric (i32.const 0) (i32.const 1024) (i32.const 4) (i32.const 256)))`,
+      exit: `(call $proc_exit (i32.const 0))`,
     };
     const host = await HostEmulator.create(
       await compileWat(proxyModule(`(func (export "${init}") ${calls[call]}) (data (i32.const 1024) "init")`)),
