@@ -130,6 +130,7 @@ describe('envext serve end to end', () => {
   let originUrl: string;
   let cp: ControlPlane;
   let xdsAddress: string;
+  let adminUrl: string;
   const module = makeWasmModule(3000, 'headers');
   const moduleSha = createHash('sha256').update(module).digest('hex');
   const statuses: ResourceStatus[][] = [];
@@ -181,6 +182,7 @@ describe('envext serve end to end', () => {
     });
     const ports = await cp.start();
     xdsAddress = `127.0.0.1:${ports.xds}`;
+    adminUrl = `http://127.0.0.1:${ports.admin}`;
   });
 
   afterAll(async () => {
@@ -265,6 +267,17 @@ describe('envext serve end to end', () => {
     // And the statuses say the policy was accepted.
     const policy = statuses.at(-1).find((s) => s.kind === 'EnvoyExtensionPolicy');
     expect(JSON.stringify(policy)).toContain('"reason":"Accepted"');
+  });
+
+  it('answers health, readiness, metrics and the client list', async () => {
+    expect(await (await fetch(`${adminUrl}/healthz`)).text()).toBe('ok\n');
+    expect(await (await fetch(`${adminUrl}/readyz`)).text()).toBe('ready\n');
+    const metrics = await (await fetch(`${adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/envext_xds_connected_clients\{mode="(sotw|delta)"\} \d/);
+    expect(metrics).toMatch(/envext_translations_total\{result="ok"\} \d/);
+    const debug = (await (await fetch(`${adminUrl}/debug/clients`)).json()) as { groups: { group: string }[] };
+    expect(debug.groups.map((g) => g.group)).toEqual(['default/ext', 'default/grpc']);
+    expect((await fetch(`${adminUrl}/nope`)).status).toBe(404);
   });
 
   it('turns a file change into a new version on connected clients', async () => {

@@ -178,6 +178,17 @@ describe('HTTPS sources', () => {
     if (!r.ok) expect(r.message).toMatch(error);
   });
 
+  it('refuses a module over the size limit', async () => {
+    const { cache } = await cacheWithServer({ maxModuleBytes: 1000 });
+    const r = await cache.resolve(http(`${https.url}/a.wasm`));
+    expect(r).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(
+        /https:\/\/127\.0\.0\.1:\d+\/a\.wasm (is 2048 bytes, )?(is )?over the 1000-byte limit/,
+      ) as string,
+    });
+  });
+
   it('refuses a server certificate it was not told to trust', async () => {
     const { cache } = await cacheWithServer();
     const req = http(`${https.url}/a.wasm`);
