@@ -110,6 +110,14 @@ export class SnapshotBuilder {
     (this.maps[kind] as Map<string, ResourceByKind[K]>).set(key, resource);
   }
 
+  /** Copies every resource of `base` in (see builderFrom). */
+  seed(base: ResourceSnapshot): void {
+    for (const kind of RESOURCE_KINDS) {
+      const into = this.maps[kind] as Map<string, unknown>;
+      for (const [k, v] of base.resources[kind]) into.set(k, v);
+    }
+  }
+
   /** Removes a resource (providers applying deletions to a copy). */
   delete(kind: ResourceKind, namespace: string | undefined, name: string): boolean {
     return this.maps[kind].delete(resourceKey(kind, namespace, name));
@@ -126,12 +134,14 @@ export class SnapshotBuilder {
   }
 }
 
-/** A builder seeded with every resource of `base` (for a provider applying one change). */
-export function builderFrom(base: ResourceSnapshot): SnapshotBuilder {
-  const b = new SnapshotBuilder();
-  for (const kind of RESOURCE_KINDS) {
-    for (const r of base.resources[kind].values()) b.put(kind, r);
-  }
+/**
+ * A builder seeded with every resource of `base` (for a provider applying one change). The
+ * resource objects are shared, not copied, so translation caches keyed by object identity keep
+ * working for everything that did not change; replacing a seeded resource is not a duplicate.
+ */
+export function builderFrom(base: ResourceSnapshot, options: ValidateOptions = {}): SnapshotBuilder {
+  const b = new SnapshotBuilder(options);
+  b.seed(base);
   return b;
 }
 
