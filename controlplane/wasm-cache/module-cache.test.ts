@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { pushWasmModule, staticCredentials } from '../../oci/index.js';
+import { startFaultProxy, type FaultProxy } from '../../test/fixtures/fault-proxy.js';
 import { startRegistry, type RegistryFixture } from '../../test/fixtures/registry.js';
 import { makeWasmModule } from '../../test/fixtures/wasm-module.js';
 import type { WasmModuleRequest } from '../gatewayapi/wasm-modules.js';
@@ -424,4 +425,48 @@ describe.each(['plain', 'basic'] as const)('OCI sources (registry in %s mode)', 
       if (!r.ok) expect(r.message).toMatch(/unauthori[sz]ed|401|credentials/i);
     });
   }
+});
+
+describe('OCI pull policy Always (registry behind a request-logging proxy)', () => {
+  let reg: RegistryFixture;
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    reg = await startRegistry({ mode: 'plain', relativeUrls: true });
+    proxy = await startFaultProxy(reg.url);
+    await pushWasmModule(`${proxy.host}/filters/live:latest`, moduleA);
+  }, 60_000);
+  afterAll(async () => {
+    await proxy.close();
+    await reg.stop();
+  });
+
+  const always = (rv: string): WasmModuleRequest => ({
+    source: { type: 'Image', url: `oci://${proxy.host}/filters/live:latest` },
+    policy: { namespace: 'default', name: 'live', index: 0, resourceVersion: rv },
+    pullPolicy: 'Always',
+  });
+  const blobGets = (): number => proxy.log.filter((l) => l.startsWith('GET ') && l.includes('/blobs/')).length;
+
+  it('re-checks with one HEAD when the policy changes, downloads only a new digest, keeps the last good on failure', async () => {
+    const { cache } = await cacheWithServer();
+    expect(await cache.resolve(always('1'))).toMatchObject({ ok: true, sha256: sha(moduleA) });
+    const gets = blobGets();
+    const heads = (): number =>
+      proxy.log.filter((l) => l.startsWith('HEAD ') && l.includes('/manifests/latest')).length;
+    const headsBefore = heads();
+    expect(await cache.resolve(always('2'))).toMatchObject({ ok: true, sha256: sha(moduleA) });
+    expect(blobGets()).toBe(gets);
+    expect(heads()).toBe(headsBefore + 1);
+
+    await pushWasmModule(`${proxy.host}/filters/live:latest`, moduleB);
+    expect(await cache.resolve(always('3'))).toMatchObject({ ok: true, sha256: sha(moduleB) });
+    expect(blobGets()).toBeGreaterThan(gets);
+
+    proxy.setRule(() => ({ status: 503, body: '{}' }));
+    try {
+      expect(await cache.resolve(always('4'))).toMatchObject({ ok: true, sha256: sha(moduleB) });
+    } finally {
+      proxy.setRule(undefined);
+    }
+  });
 });
