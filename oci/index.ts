@@ -8,7 +8,7 @@
  */
 export { pullWasmModule, resolveWasmModule, PULL_POLICIES } from './pull.js';
 export type { PullOptions, PullPolicy, PulledModule, ResolvedModule, RegistryConnectionOptions } from './pull.js';
-export { pushWasmModule } from './push.js';
+export { HashedModule, pushWasmModule, readModuleFile } from './push.js';
 export type { PushOptions, PushResult } from './push.js';
 export { inspectWasmImage } from './inspect.js';
 export type { InspectResult } from './inspect.js';

@@ -69,6 +69,11 @@ export interface BuildOptions {
   readonly created?: Date;
   /** Module size cap; default 256 MiB. */
   readonly maxBytes?: number;
+  /**
+   * The module's `sha256:` digest when the caller already computed it (e.g. while reading the
+   * file). Not re-checked here; a wrong value makes the registry refuse the upload.
+   */
+  readonly moduleDigest?: string;
 }
 
 /** A blob; pass `digest` when it is already known (hashing 32 MiB costs ~35 ms). */
@@ -95,7 +100,7 @@ function createdTime(options: BuildOptions): string {
 /** Builds the manifest and blobs of `layout` for a module. Refuses non-wasm or over-size input. */
 export function buildImage(module: Buffer, layout: WasmLayout, options: BuildOptions = {}): BuiltImage {
   validateModule(module, 'the module to push', options.maxBytes);
-  const moduleDigest = sha256Digest(module);
+  const moduleDigest = options.moduleDigest ?? sha256Digest(module);
   const title = options.title ?? 'plugin.wasm';
   const userAnnotations = { ...(options.annotations ?? {}) };
   const abi = proxyWasmAbiVersions(module);

@@ -2,6 +2,8 @@
  * Pushing a module: build the layout, upload blobs (skipping what exists), then the manifest
  * under the tag (or by digest). Always a single image manifest, never an index.
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { rootLogger } from '../common/log.js';
 import { OciError } from './errors.js';
 import { buildImage, DEFAULT_LAYOUT, envoyGatewayCompatible, type WasmLayout } from './layouts.js';
@@ -57,13 +59,20 @@ export interface PushResult {
  * Refuses non-wasm or over-size input before any network call. A reference with `@sha256:`
  * must match the manifest that would be built.
  */
-export async function pushWasmModule(reference: string, module: Buffer, opts: PushOptions = {}): Promise<PushResult> {
+export async function pushWasmModule(
+  reference: string,
+  input: Buffer | HashedModule,
+  opts: PushOptions = {},
+): Promise<PushResult> {
   const ref = parseReference(reference);
   const layout = opts.format ?? DEFAULT_LAYOUT;
+  const hashed = input instanceof HashedModule ? input : undefined;
+  const module = hashed === undefined ? (input as Buffer) : hashed.data;
   const built = buildImage(module, layout, {
     ...(opts.annotations === undefined ? {} : { annotations: opts.annotations }),
     ...(opts.title === undefined ? {} : { title: opts.title }),
     ...(opts.maxBytes === undefined ? {} : { maxBytes: opts.maxBytes }),
+    ...(hashed === undefined ? {} : { moduleDigest: hashed.digest }),
   });
   if (ref.digest !== undefined && ref.digest !== built.manifestDigest) {
     throw new OciError(
@@ -116,4 +125,37 @@ export async function pushWasmModule(reference: string, module: Buffer, opts: Pu
   } finally {
     if (owned) await client.close();
   }
+}
+
+/**
+ * Module bytes with their sha256, computed by `readModuleFile` from those very bytes. Only this
+ * module can make one (private constructor), so a push never trusts a digest from elsewhere: a
+ * wrong digest naming a blob the registry already has would publish a broken image.
+ */
+export class HashedModule {
+  private constructor(
+    readonly data: Buffer,
+    /** `sha256:` of `data`. */
+    readonly digest: string,
+  ) {}
+
+  /** @internal Used by `readModuleFile` only. */
+  static fromVerified(data: Buffer, digest: string): HashedModule {
+    return new HashedModule(data, digest);
+  }
+}
+
+/**
+ * Reads a module file and hashes it in the same pass (hashing runs between reads instead of
+ * after them), for `pushWasmModule(ref, await readModuleFile(path))`.
+ */
+export async function readModuleFile(path: string): Promise<HashedModule> {
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    const b = chunk as Buffer;
+    hash.update(b);
+    chunks.push(b);
+  }
+  return HashedModule.fromVerified(Buffer.concat(chunks), `sha256:${hash.digest('hex')}`);
 }

@@ -3,7 +3,7 @@
  * cross-repository mounts with the 202 fallback, redirects that must not carry Authorization to
  * another host, TLS trust, token caching and expiry, OAuth2 identity tokens, tag listing.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import { staticCredentials } from './credentials.js';
 import { sha256Digest } from './digest.js';
 import { isOciError } from './errors.js';
 import { pullWasmModule } from './pull.js';
-import { pushWasmModule } from './push.js';
+import { pushWasmModule, readModuleFile } from './push.js';
 import { RegistryClient } from './registry-client.js';
 
 const module = makeWasmModule(40_000, 'transport');
@@ -138,6 +138,24 @@ describe('uploads (plain registry behind a recording proxy)', () => {
     expect((err as { hint: string }).hint).toMatch(/--plain-http/);
     const pushed = await pushWasmModule(ref, module, { plainHttp: true });
     expect((await pullWasmModule(ref, { plainHttp: true })).manifestDigest).toBe(pushed.manifestDigest);
+  });
+
+  it('readModuleFile hashes while reading, and push uses that digest', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'envext-oci-read-'));
+    const client = new RegistryClient();
+    try {
+      const big = makeWasmModule(3 * 1024 * 1024 + 17, 'read');
+      await writeFile(join(dir, 'm.wasm'), big);
+      const hashed = await readModuleFile(join(dir, 'm.wasm'));
+      expect(hashed.data.equals(big)).toBe(true);
+      expect(hashed.digest).toBe(sha256Digest(big));
+      const pushed = await pushWasmModule(`${proxy.host}/up/read:v1`, hashed, { client });
+      expect(pushed.moduleDigest).toBe(hashed.digest);
+      expect((await pullWasmModule(`${proxy.host}/up/read:v1`, { client })).bytes.equals(big)).toBe(true);
+    } finally {
+      await client.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('cancels the upload session when the final PUT fails', async () => {
