@@ -183,6 +183,40 @@ describe('envext wasm run', () => {
     );
   });
 
+  it('supplies --property values to proxy_get_property', async () => {
+    const wat = join(tmp, 'prop.wat');
+    writeFileSync(
+      wat,
+      `(module
+        (import "env" "proxy_get_property" (func $get (param i32 i32 i32 i32) (result i32)))
+        (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+        (memory (export "memory") 2)
+        (global $heap (mut i32) (i32.const 65536))
+        (func (export "proxy_abi_version_0_2_1"))
+        (func (export "malloc") (param $n i32) (result i32) (local $p i32)
+          (local.set $p (global.get $heap)) (global.set $heap (i32.add (global.get $heap) (local.get $n))) (local.get $p))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (if (i32.eqz (call $get (i32.const 1024) (i32.const 16) (i32.const 256) (i32.const 260)))
+            (then (drop (call $log (i32.const 2) (i32.load (i32.const 256)) (i32.load (i32.const 260))))))
+          (i32.const 0))
+        (data (i32.const 1024) "xds\\00cluster_name"))`,
+    );
+    const r = await run(
+      'wasm',
+      'run',
+      wat,
+      '--request',
+      `${examples}request.json`,
+      '--property',
+      'xds.cluster_name=backend',
+    );
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('[info] backend');
+    const bad = await run('wasm', 'run', wat, '--request', `${examples}request.json`, '--property', 'nope');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--property nope: expected PATH=VALUE');
+  });
+
   it('rejects a bad request file naming the field', async () => {
     const req = join(tmp, 'bad-req.json');
     writeFileSync(req, JSON.stringify({ path: 'nope', headers: { a: 1, b: {} } }));

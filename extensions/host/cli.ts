@@ -5,7 +5,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { booleanOption, type Command, type CommandContext, type CommandGroup, stringOption } from '../../common/cli.js';
+import {
+  booleanOption,
+  type Command,
+  type CommandContext,
+  type CommandGroup,
+  stringOption,
+  stringsOption,
+} from '../../common/cli.js';
 import { EnvextError, UsageError } from '../../common/errors.js';
 import { HostEmulator, type EmulatorOptions } from './emulator.js';
 import { checkModule, envoyImportsFor, formatSignature, type ModuleCheck } from './envoy-imports.js';
@@ -185,6 +192,12 @@ const hostOptions = {
     description: 'answers for proxy_http_call by cluster; unlisted clusters fail (reset)',
   },
   'fail-open': { type: 'boolean', description: 'after a VM failure, bypass the filter instead of answering 503' },
+  property: {
+    type: 'string',
+    multiple: true,
+    valueName: 'PATH=VALUE',
+    description: 'a string property for proxy_get_property, e.g. xds.cluster_name=backend (repeatable)',
+  },
   'guest-log-level': {
     type: 'string',
     valueName: 'LEVEL',
@@ -223,6 +236,12 @@ async function buildHost(ctx: CommandContext, file: string, throughput = false):
     },
     file,
   );
+  for (const p of stringsOption(ctx, 'property')) {
+    const eq = p.indexOf('=');
+    if (eq <= 0)
+      throw new UsageError(`--property ${p}: expected PATH=VALUE`, 'e.g. --property xds.cluster_name=backend');
+    host.setProperty(p.slice(0, eq), p.slice(eq + 1));
+  }
   host.startPlugin();
   return host;
 }
