@@ -1419,4 +1419,3 @@ export class HostEmulator {
   }
 }
 
-export { Context };
