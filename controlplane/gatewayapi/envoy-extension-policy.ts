@@ -325,6 +325,11 @@ export function translatePolicyExtensions(ctx: TranslationContext, policy: Envoy
       );
     }
   }
+  if (policy.spec.mergeType !== undefined) {
+    warnings.push(
+      `spec.mergeType (${policy.spec.mergeType}) is not supported by envext yet: this policy replaces the parent policy instead of merging with it`,
+    );
+  }
   const errors: string[] = [];
   if (wasmErrors.length > 0) errors.push(`Wasm: ${wasmErrors.join('\n')}`);
   const lua = policy.spec.lua ?? [];
