@@ -1418,4 +1418,3 @@ export class HostEmulator {
     return this.vmInstance?.hostCalls ?? 0;
   }
 }
-
