@@ -1108,8 +1108,17 @@ export class HostEmulator {
     },
   ): void {
     const { vm, c, root } = this.callout(token, 'callOnHttpCallResponse');
+    if (c.kind !== 'http') {
+      throw new EnvextError(
+        'WASM_WRONG_CALLOUT_KIND',
+        `callOnHttpCallResponse: token ${token} is a ${c.kind} callout`,
+        {
+          hint: 'answer gRPC callouts with callOnGrpcReceive / callOnGrpcClose',
+        },
+      );
+    }
     vm.callouts.delete(token);
-    if (root === undefined || c.kind !== 'http') return;
+    if (root === undefined) return;
     const headers = new HeaderMap(response.headers);
     const body = utf8(response.body ?? '');
     const trailers = new HeaderMap(response.trailers ?? []);

@@ -519,6 +519,8 @@ describe('callouts', () => {
     });
     expect(stream).toMatchObject({ token: 6, kind: 'grpc_stream', upstream: 'grpc', localClosed: true });
     expect(stream!.sent.map((m) => Buffer.from(m).toString())).toEqual(['msg']);
+    expect(() => host.callOnHttpCallResponse(6, { headers: {} })).toThrow(/token 6 is a grpc_stream callout/);
+    expect(() => host.callOnGrpcReceive(99, 'x')).toThrow(/no pending callout with token 99/);
     host.callOnGrpcReceiveInitialMetadata(6, { a: '1', b: '2' });
     host.callOnGrpcReceive(6, 'reply');
     host.callOnGrpcReceiveTrailingMetadata(6, { 'grpc-status': '0' });
