@@ -47,7 +47,7 @@ import {
   TrailersStatus,
   WasmResult,
 } from './abi.js';
-import { Context, type FailurePolicy, type LocalResponse, type PluginInfo } from './context.js';
+import { type Context, type FailurePolicy, type LocalResponse, type PluginInfo } from './context.js';
 import { checkModule, type ModuleCheck } from './envoy-imports.js';
 import { IdMap } from './id-map.js';
 import { HeaderMap, type HeaderInput, type HeaderPair } from './pairs.js';
