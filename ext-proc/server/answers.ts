@@ -206,13 +206,13 @@ export function streamedBodyAnswer(
       pieces.push(buf.subarray(off, off + MAX_STREAMED_CHUNK));
   }
   if (endOfStream && pieces.length === 0) pieces.push(Buffer.alloc(0));
-  const frames: object[] = pieces.map((body, i) => ({
-    [phase]: {
-      response: {
-        body_mutation: { streamed_response: { body, end_of_stream: endOfStream && i === pieces.length - 1 } },
-      },
-    },
-  }));
+  // Default values (false, empty bytes) are left out, as protoc-generated encoders would.
+  const frames: object[] = pieces.map((body, i) => {
+    const sr: { body?: Buffer; end_of_stream?: true } = {};
+    if (body.length > 0) sr.body = body;
+    if (endOfStream && i === pieces.length - 1) sr.end_of_stream = true;
+    return { [phase]: { response: { body_mutation: { streamed_response: sr } } } };
+  });
   if (d !== undefined && frames.length > 0) common_(phase, d, frames[frames.length - 1] as Record<string, unknown>);
   return { frames, immediate: false, replaced: false, modeOverride: undefined, dropped: [] };
 }

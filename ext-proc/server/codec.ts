@@ -51,6 +51,8 @@ export interface WireHttpHeaders {
 export interface WireHttpBody {
   readonly body?: Uint8Array;
   readonly end_of_stream?: boolean;
+  readonly end_of_stream_without_message?: boolean;
+  readonly grpc_message_compressed?: boolean;
 }
 export interface WireStruct {
   readonly fields?: Readonly<Record<string, WireValue>>;

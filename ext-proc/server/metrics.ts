@@ -18,6 +18,7 @@ export const ERROR_KINDS = [
   'message_too_large',
   'protocol',
   'stream_error',
+  'internal',
 ] as const;
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
@@ -80,7 +81,7 @@ export class ExtProcMetrics {
     });
     new client.Counter({
       name: 'envext_ext_proc_errors_total',
-      help: 'Failures by kind: handler_exception, handler_timeout, invalid_decision, message_too_large, protocol, stream_error',
+      help: 'Failures by kind: handler_exception, handler_timeout, invalid_decision, message_too_large, protocol, stream_error, internal',
       labelNames: ['kind'],
       registers: [registry],
       collect() {

@@ -200,6 +200,46 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       expect(eos).toEqual([false, false, false, true]);
     });
 
+    it('STREAMED: an empty end_of_stream-only chunk reaches the handler as an empty body and is answered', async () => {
+      const sizes: number[] = [];
+      const { raw } = await start({
+        handler: {
+          onRequestBody: (_c, { body, endOfStream }) => void sizes.push(endOfStream ? -body.length : body.length),
+        },
+      });
+      const r = await raw.run([
+        { request_headers: { headers: { headers: [] } }, protocol_config: { request_body_mode: 'STREAMED' } },
+        { request_body: { body: Buffer.from('abc') } },
+        { request_body: { end_of_stream: true } },
+      ]);
+      expect(sizes).toEqual([3, -0]);
+      expect(r.answers.map(kindOf)).toEqual(['request_headers', 'request_body', 'request_body']);
+      expect(r.status.code).toBe(0);
+    });
+
+    it('GRPC: one body message per gRPC message with its flags, answered with streamed_response', async () => {
+      const seen: string[] = [];
+      const { raw } = await start({
+        handler: {
+          onRequestBody: (_c, m) => {
+            seen.push(`${m.body.toString()}:${String(m.grpcMessageCompressed)}:${String(m.endOfStreamWithoutMessage)}`);
+            return { chunks: [m.body] };
+          },
+        },
+      });
+      const r = await raw.run([
+        { request_headers: { headers: { headers: [] } }, protocol_config: { request_body_mode: 'GRPC' } },
+        { request_body: { body: Buffer.from('m1'), grpc_message_compressed: true } },
+        { request_body: { end_of_stream: true, end_of_stream_without_message: true } },
+      ]);
+      expect(seen).toEqual(['m1:true:false', ':false:true']);
+      expect(r.answers).toEqual([
+        { request_headers: {} },
+        { request_body: { response: { body_mutation: { streamed_response: { body: Buffer.from('m1') } } } } },
+        { request_body: { response: { body_mutation: { streamed_response: { end_of_stream: true } } } } },
+      ]);
+    });
+
     it('FULL_DUPLEX_STREAMED: a body/header mutation instead of chunks is a handler error', async () => {
       const { client } = await start({ handler: { onRequestBody: () => ({ body: { replace: 'x' } }) } });
       const r = await client.exchange({

@@ -85,6 +85,8 @@ const CALLBACK: Readonly<Record<Phase, keyof ExtProcHandler<unknown>>> = {
   response_trailers: 'onResponseTrailers',
 };
 
+const EMPTY = Buffer.alloc(0);
+
 /** Why a message could not be answered as the handler wanted. */
 export class HandlerTimeoutError extends Error {
   override readonly name = 'HandlerTimeoutError';
@@ -215,14 +217,39 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
       }
       return;
     }
-    this.process(msg);
+    this.safeProcess(msg);
+  }
+
+  /**
+   * A bug in the framework itself must cost one stream (closed with INTERNAL, which Envoy turns
+   * into its status_on_error), never the process and every other request with it.
+   */
+  private safeProcess(msg: WireRequest | TooLarge): void {
+    try {
+      this.process(msg);
+    } catch (e: unknown) {
+      this.internalError(e);
+    }
+  }
+
+  private internalError(e: unknown): void {
+    if (this.s.metrics !== undefined) this.s.metrics.errors.internal++;
+    this.log.error('internal error while processing an ext_proc message; closing the stream', {
+      error: e instanceof Error ? (e.stack ?? e.message) : String(e),
+    });
+    this.busy = false;
+    try {
+      this.closeWithError(grpc.status.INTERNAL, `envext internal error: ${e instanceof Error ? e.message : String(e)}`);
+    } catch {
+      // The call is already gone; nothing more to tell Envoy.
+    }
   }
 
   private pump(): void {
     while (!this.busy && !this.done && !this.writeBlocked) {
       const next = this.queue.shift();
       if (next === undefined) break;
-      this.process(next);
+      this.safeProcess(next);
     }
     if (this.paused && this.queue.length <= this.s.maxPendingMessages >> 1 && !this.done) {
       this.paused = false;
@@ -260,6 +287,14 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     this.token++;
     const msg = this.pendingMsg;
     this.pendingMsg = undefined;
+    try {
+      this.timedOut(msg);
+    } catch (e: unknown) {
+      this.internalError(e);
+    }
+  }
+
+  private timedOut(msg: WireRequest | undefined): void {
     this.abort?.abort(new HandlerTimeoutError('handler deadline passed'));
     if (msg !== undefined) {
       this.fail(
@@ -356,13 +391,12 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
         const b = msg[phase];
         const body = b?.body;
         payload = {
-          body:
-            body === undefined
-              ? Buffer.alloc(0)
-              : Buffer.isBuffer(body)
-                ? body
-                : Buffer.from(body.buffer, body.byteOffset, body.length),
+          // An absent bytes field decodes to protobufjs's shared default (an empty array, not a
+          // Buffer): an end_of_stream-only chunk looks like that.
+          body: body === undefined || body.length === 0 ? EMPTY : Buffer.isBuffer(body) ? body : Buffer.from(body),
           endOfStream: b?.end_of_stream === true,
+          endOfStreamWithoutMessage: b?.end_of_stream_without_message === true,
+          grpcMessageCompressed: b?.grpc_message_compressed === true,
         };
         break;
       }
@@ -405,15 +439,23 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
         if (token !== this.token || !this.busy || this.done) return this.late(phase);
         this.busy = false;
         this.pendingMsg = undefined;
-        this.decide(phase, msg, payload, d);
-        this.pump();
+        try {
+          this.decide(phase, msg, payload, d);
+          this.pump();
+        } catch (e: unknown) {
+          this.internalError(e);
+        }
       },
       (e: unknown) => {
         if (token !== this.token || !this.busy || this.done) return this.late(phase);
         this.busy = false;
         this.pendingMsg = undefined;
-        this.fail(phase, msg, 'handler_exception', e);
-        this.pump();
+        try {
+          this.fail(phase, msg, 'handler_exception', e);
+          this.pump();
+        } catch (e2: unknown) {
+          this.internalError(e2);
+        }
       },
     );
   }
@@ -518,7 +560,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
         isFullDuplex(this.bodyMode(isReq ? 'request' : 'response'))
       ) {
         const b = msg[phase];
-        const body = b?.body === undefined ? Buffer.alloc(0) : Buffer.from(b.body);
+        const body = b?.body === undefined || b.body.length === 0 ? EMPTY : Buffer.from(b.body);
         for (const f of streamedBodyAnswer(phase, undefined, body, b?.end_of_stream === true).frames) this.write(f);
       } else {
         this.write(continueAnswers()[phase]);

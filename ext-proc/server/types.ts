@@ -171,9 +171,13 @@ export interface HeadersMessage {
 }
 
 export interface BodyMessage {
-  /** This chunk (STREAMED, FULL_DUPLEX_STREAMED) or the whole body (BUFFERED). */
+  /** This chunk (STREAMED, FULL_DUPLEX_STREAMED), the whole body (BUFFERED), or one gRPC message (GRPC). */
   readonly body: Buffer;
   readonly endOfStream: boolean;
+  /** GRPC body mode: the stream ended without a final message (`body` is empty). */
+  readonly endOfStreamWithoutMessage: boolean;
+  /** GRPC body mode: this gRPC message was compressed. */
+  readonly grpcMessageCompressed: boolean;
 }
 
 export interface TrailersMessage {
