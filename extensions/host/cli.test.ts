@@ -217,6 +217,49 @@ describe('envext wasm run', () => {
     expect(bad.err).toContain('--property nope: expected PATH=VALUE');
   });
 
+  it('answers gRPC callouts from the "grpc" entry of --callouts', async () => {
+    const wat = join(tmp, 'grpc.wat');
+    writeFileSync(
+      wat,
+      `(module
+        (import "env" "proxy_grpc_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+        (import "env" "proxy_get_buffer_bytes" (func $buf (param i32 i32 i32 i32 i32) (result i32)))
+        (import "env" "proxy_get_status" (func $status (param i32 i32 i32) (result i32)))
+        (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+        (memory (export "memory") 2)
+        (global $heap (mut i32) (i32.const 65536))
+        (func (export "proxy_abi_version_0_2_1"))
+        (func (export "malloc") (param $n i32) (result i32) (local $p i32)
+          (local.set $p (global.get $heap)) (global.set $heap (i32.add (global.get $heap) (local.get $n))) (local.get $p))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $call (i32.const 1024) (i32.const 7) (i32.const 1032) (i32.const 4) (i32.const 1040) (i32.const 5)
+            (i32.const 0) (i32.const 0) (i32.const 1048) (i32.const 2) (i32.const 100) (i32.const 256)))
+          (i32.const 0))
+        (func (export "proxy_on_grpc_receive") (param i32) (param i32) (param $n i32)
+          (drop (call $buf (i32.const 5) (i32.const 0) (local.get $n) (i32.const 264) (i32.const 268)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 264)) (i32.load (i32.const 268)))))
+        (func (export "proxy_on_grpc_close") (param i32) (param i32) (param i32)
+          (drop (call $status (i32.const 280) (i32.const 264) (i32.const 268)))
+          (drop (call $log (i32.const 3) (i32.load (i32.const 264)) (i32.load (i32.const 268)))))
+        (data (i32.const 1024) "grpcsvc") (data (i32.const 1032) "Echo") (data (i32.const 1040) "Hello") (data (i32.const 1048) "hi"))`,
+    );
+    const callouts = join(tmp, 'grpc-callouts.json');
+    writeFileSync(callouts, JSON.stringify({ grpcsvc: { grpc: { message: 'pong' } } }));
+    const ok = await run('wasm', 'run', wat, '--request', `${examples}request.json`, '--callouts', callouts);
+    expect(ok.out).toContain('#5 grpc_call → grpcsvc: answered grpc-status 0');
+    expect(ok.out).toContain('[info] pong');
+    writeFileSync(callouts, JSON.stringify({ grpcsvc: { grpc: { status: 7, statusMessage: 'denied' } } }));
+    const denied = await run('wasm', 'run', wat, '--request', `${examples}request.json`, '--callouts', callouts);
+    expect(denied.out).toContain('answered grpc-status 7');
+    expect(denied.out).toContain('[warn] denied');
+    const none = await run('wasm', 'run', wat, '--request', `${examples}request.json`);
+    expect(none.out).toContain('closed UNAVAILABLE');
+    expect(none.out).toContain('[warn] unavailable');
+    writeFileSync(callouts, JSON.stringify({ grpcsvc: { grpc: { status: 99 } } }));
+    const bad = await run('wasm', 'run', wat, '--request', `${examples}request.json`, '--callouts', callouts);
+    expect(bad.err).toContain('grpcsvc.grpc.status: expected a gRPC status code 0-16');
+  });
+
   it('rejects a bad request file naming the field', async () => {
     const req = join(tmp, 'bad-req.json');
     writeFileSync(req, JSON.stringify({ path: 'nope', headers: { a: 1, b: {} } }));

@@ -16,8 +16,11 @@
  * }
  * // RESP.json
  * { "status": 200, "headers": { "content-type": "text/plain" }, "body": "hello", "trailers": {} }
- * // CALLOUTS.json: answers for proxy_http_call by cluster; a cluster not listed fails (reset)
- * { "authsvc": { "status": 200, "headers": { "x-auth": "ok" }, "body": "yes" }, "down": { "fail": true } }
+ * // CALLOUTS.json: answers by cluster; an HTTP call to a cluster not listed fails (reset), a gRPC
+ * // callout without a "grpc" entry is closed UNAVAILABLE
+ * { "authsvc": { "status": 200, "headers": { "x-auth": "ok" }, "body": "yes" }, "down": { "fail": true },
+ *   "grpcsvc": { "grpc": { "status": 0, "message": "…" | { "base64": "…" }, "statusMessage": "",
+ *                          "initialMetadata": {}, "trailingMetadata": {} } } }
  * ```
  */
 import { EnvextError, type Problem } from '../../common/errors.js';
@@ -42,6 +45,17 @@ export interface CalloutAnswer {
   readonly headers: HeaderPair[];
   readonly body: Uint8Array;
   readonly trailers: HeaderPair[];
+  /** Answer for gRPC callouts to this cluster (`"grpc": { … }`). */
+  readonly grpc: GrpcAnswer | undefined;
+}
+
+export interface GrpcAnswer {
+  /** gRPC status; 0 (OK) delivers `message`, anything else closes the call with it. */
+  readonly status: number;
+  readonly message: Uint8Array;
+  readonly statusMessage: string;
+  readonly initialMetadata: HeaderPair[];
+  readonly trailingMetadata: HeaderPair[];
 }
 
 type Obj = Record<string, unknown>;
@@ -267,7 +281,34 @@ export function parseCallouts(value: unknown, file: string): Map<string, Callout
       c.add(cluster, 'expected { "status": 200, "headers": {…}, "body": "…" } or { "fail": true }');
       continue;
     }
-    unknownKeys(c, v, ['status', 'headers', 'body', 'trailers', 'fail'], `${cluster}.`);
+    unknownKeys(c, v, ['status', 'headers', 'body', 'trailers', 'fail', 'grpc'], `${cluster}.`);
+    let grpc: GrpcAnswer | undefined;
+    const g = v['grpc'];
+    if (g !== undefined) {
+      if (!isObj(g)) c.add(`${cluster}.grpc`, 'expected { "status": 0, "message": "…" }');
+      else {
+        unknownKeys(
+          c,
+          g,
+          ['status', 'message', 'statusMessage', 'initialMetadata', 'trailingMetadata'],
+          `${cluster}.grpc.`,
+        );
+        const st = g['status'] ?? 0;
+        if (typeof st !== 'number' || !Number.isInteger(st) || st < 0 || st > 16) {
+          c.add(`${cluster}.grpc.status`, 'expected a gRPC status code 0-16');
+        }
+        const sm = g['statusMessage'] ?? '';
+        if (typeof sm !== 'string') c.add(`${cluster}.grpc.statusMessage`, 'expected a string');
+        const msg = g['message'] === undefined ? [] : body(c, `${cluster}.grpc.message`, g['message']);
+        grpc = {
+          status: typeof st === 'number' ? st : 0,
+          message: msg[0] ?? new Uint8Array(0),
+          statusMessage: typeof sm === 'string' ? sm : '',
+          initialMetadata: headerList(c, `${cluster}.grpc.initialMetadata`, g['initialMetadata']),
+          trailingMetadata: headerList(c, `${cluster}.grpc.trailingMetadata`, g['trailingMetadata']),
+        };
+      }
+    }
     const rawStatus = v['status'] ?? 200;
     const status = typeof rawStatus === 'number' ? rawStatus : 0;
     if (!Number.isInteger(status) || status < 100 || status > 999) {
@@ -286,6 +327,7 @@ export function parseCallouts(value: unknown, file: string): Map<string, Callout
       headers: [[':status', String(status)], ...headerList(c, `${cluster}.headers`, v['headers'])],
       body: joined,
       trailers: headerList(c, `${cluster}.trailers`, v['trailers']),
+      grpc,
     });
   }
   c.throwIfAny('callouts');

@@ -60,8 +60,25 @@ function answerCallouts(host: HostEmulator, answers: ReadonlyMap<string, Callout
       const a = c.kind === 'http' ? answers.get(c.upstream) : undefined;
       const entry = { token: c.token, kind: c.kind, cluster: c.upstream, headers: c.headers, body: bodyOutput(c.body) };
       if (c.kind !== 'http') {
-        log.push({ ...entry, answer: 'closed: gRPC callouts are not answered by `envext wasm run` (UNAVAILABLE)' });
-        host.callOnGrpcClose(c.token, 14, 'unavailable');
+        const g = answers.get(c.upstream)?.grpc;
+        if (g === undefined) {
+          log.push({ ...entry, answer: 'closed UNAVAILABLE: cluster has no "grpc" answer in --callouts' });
+          host.callOnGrpcClose(c.token, 14, 'unavailable');
+          continue;
+        }
+        log.push({ ...entry, answer: `answered grpc-status ${g.status}` });
+        // The guest may cancel or close the callout from any of these callbacks.
+        const alive = (): boolean => host.calloutAttributes(c.token) !== undefined;
+        if (g.initialMetadata.length > 0) host.callOnGrpcReceiveInitialMetadata(c.token, g.initialMetadata);
+        if (g.status === 0 && alive()) {
+          // A unary call ends with its one message; a stream also gets trailers and a close.
+          host.callOnGrpcReceive(c.token, g.message);
+          if (c.kind === 'grpc_call') continue;
+        }
+        if (g.trailingMetadata.length > 0 && alive()) {
+          host.callOnGrpcReceiveTrailingMetadata(c.token, g.trailingMetadata);
+        }
+        if (alive()) host.callOnGrpcClose(c.token, g.status, g.statusMessage);
       } else if (a === undefined || a.fail) {
         log.push({
           ...entry,
