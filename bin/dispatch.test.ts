@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { CommandGroup } from '../common/cli.js';
+import { isGroup, isLazy, loadEntry, type CommandEntry, type CommandGroup } from '../common/cli.js';
 import { EnvextError } from '../common/errors.js';
 import { rootLogger } from '../common/log.js';
 import { program } from './commands.js';
@@ -74,7 +74,7 @@ const fixtureProgram = { root: fixture, version: '9.9.9' };
 
 describe('envext CLI dispatch', () => {
   it.each([
-    { argv: ['--help'], has: ['envext - test root', 'Command groups:', 'oci', 'Global flags:', '--log-level LEVEL'] },
+    { argv: ['--help'], has: ['envext - test root', 'Commands:', 'oci', 'Global flags:', '--log-level LEVEL'] },
     { argv: ['oci', '--help'], has: ['envext oci - registry things', 'Commands:', 'push', 'fail'] },
     {
       argv: ['oci', 'push', '--help'],
@@ -189,16 +189,21 @@ describe('the real envext program', () => {
   });
 
   it('has --help at every level and a summary everywhere', async () => {
-    const walk = async (
-      path: string[],
-      node: (typeof program.root.subcommands)[number] | typeof program.root,
-    ): Promise<void> => {
+    const walk = async (path: string[], entry: CommandEntry): Promise<void> => {
+      const node = await loadEntry(entry);
+      // A lazy entry must announce the same name and summary as the command it loads.
+      expect([node.name, node.summary], path.join(' ')).toEqual([entry.name, entry.summary]);
       const r = await run([...path, '--help']);
       expect(r.code, path.join(' ')).toBe(0);
       expect(r.out).toContain(`${['envext', ...path].join(' ')} - ${node.summary}`);
-      if ('subcommands' in node) for (const c of node.subcommands) await walk([...path, c.name], c);
+      if (isGroup(node)) for (const c of node.subcommands) await walk([...path, c.name], c);
     };
     await walk([], program.root);
+  });
+
+  it('imports component modules lazily: only version is eager', () => {
+    const eager = program.root.subcommands.filter((e) => !isLazy(e)).map((e) => e.name);
+    expect(eager).toEqual(['version']);
   });
 
   it('version --json reports envext and the proto source', async () => {

@@ -15,7 +15,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   isGroup,
+  loadEntry,
   type Command,
+  type CommandEntry,
   type CommandContext,
   type CommandGroup,
   type CommandNode,
@@ -74,7 +76,7 @@ export async function runCli(program: CliProgram, argv: readonly string[], io: C
   let debug = argv.some((a, i) => a === '--log-level=debug' || (a === '--log-level' && argv[i + 1] === 'debug'));
   let pathNames: string[] = [program.root.name];
   try {
-    const { node, path, rest } = findCommand(program.root, argv);
+    const { node, path, rest } = await findCommand(program.root, argv);
     pathNames = path.map((n) => n.name);
     const options = { ...GLOBAL_OPTIONS, ...(isGroup(node) ? {} : node.options) };
     const { values, positionals } = strictParse(options, rest);
@@ -137,10 +139,10 @@ export function formatError(e: unknown, usagePath?: string): string {
   return msg;
 }
 
-function findCommand(
+async function findCommand(
   root: CommandGroup,
   argv: readonly string[],
-): { node: CommandNode; path: CommandNode[]; rest: string[] } {
+): Promise<{ node: CommandNode; path: CommandNode[]; rest: string[] }> {
   // A lenient first pass only to see which tokens are positionals; the strict parse comes later.
   const { tokens } = parseArgs({
     args: [...argv],
@@ -156,14 +158,15 @@ function findCommand(
     if (token.kind === 'option-terminator') break;
     if (token.kind !== 'positional') continue;
     if (!isGroup(node)) break;
-    const next: CommandNode | undefined = node.subcommands.find((c) => c.name === token.value);
-    if (next === undefined) {
+    const entry: CommandEntry | undefined = node.subcommands.find((c) => c.name === token.value);
+    if (entry === undefined) {
       const names = path.map((n) => n.name).join(' ');
       throw new UsageError(
         `unknown command "${token.value}" for "${names}"`,
         `run '${names} --help' to see the commands${suggest(token.value, node.subcommands)}`,
       );
     }
+    const next = await loadEntry(entry);
     consumed.add(token.index);
     path.push(next);
     node = next;
@@ -171,7 +174,7 @@ function findCommand(
   return { node, path, rest: argv.filter((_, i) => !consumed.has(i)) };
 }
 
-function suggest(word: string, candidates: readonly CommandNode[]): string {
+function suggest(word: string, candidates: readonly CommandEntry[]): string {
   const close = candidates.find((c) => editDistance(word, c.name) <= 2);
   return close ? `; did you mean "${close.name}"?` : '';
 }
@@ -266,10 +269,7 @@ export function renderHelp(path: readonly CommandNode[]): string {
   if (node.description !== undefined) out += `${node.description.trim()}\n\n`;
   if (isGroup(node)) {
     out += `Usage:\n  ${name} <command> [flags]\n\n`;
-    const groups = node.subcommands.filter(isGroup);
-    const commands = node.subcommands.filter((c) => !isGroup(c));
-    if (groups.length > 0) out += `Command groups:\n${table(groups.map((c) => [c.name, c.summary]))}\n`;
-    if (commands.length > 0) out += `Commands:\n${table(commands.map((c) => [c.name, c.summary]))}\n`;
+    out += `Commands:\n${table(node.subcommands.map((c) => [c.name, c.summary]))}\n`;
   } else {
     const args = (node.positionals ?? [])
       .map((p) => {

@@ -41,3 +41,29 @@ describe('bin/envext.js', () => {
     );
   });
 });
+
+describe('bin/envext.js --help', () => {
+  it('loads no component: grpc-js, client-node, prom-client and assemblyscript stay unloaded', async () => {
+    // A module-resolution hook (module.register, Node ≥ 20.6) that reports heavy packages on fd 2.
+    const hooks = [
+      'import { writeSync } from "node:fs";',
+      'export async function resolve(s, c, next) {',
+      '  const r = await next(s, c);',
+      '  if (/@grpc|client-node|assemblyscript|prom-client/.test(r.url)) writeSync(2, "HEAVY " + r.url + "\\n");',
+      '  return r;',
+      '}',
+    ].join('\n');
+    const probe = `import { register } from "node:module"; register(${JSON.stringify(
+      `data:text/javascript,${encodeURIComponent(hooks)}`,
+    )});`;
+    const r = await new Promise<{ stderr: string; stdout: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', `data:text/javascript,${encodeURIComponent(probe)}`, bin, '--help'],
+        (_e, stdout, stderr) => resolve({ stdout, stderr }),
+      );
+    });
+    expect(r.stdout).toContain('Commands:');
+    expect(r.stderr).toBe('');
+  });
+});

@@ -63,13 +63,36 @@ export interface Command extends CommandBase {
 
 /** A group of subcommands (`envext oci …`). Running it without a subcommand prints its help. */
 export interface CommandGroup extends CommandBase {
-  readonly subcommands: readonly (Command | CommandGroup)[];
+  readonly subcommands: readonly CommandEntry[];
 }
 
 export type CommandNode = Command | CommandGroup;
 
-export function isGroup(node: CommandNode): node is CommandGroup {
+/**
+ * A command whose module is imported only when it is chosen (or its help is asked for), so
+ * `envext --help` and every other command do not pay for loading grpc-js, client-node or the
+ * AssemblyScript compiler. `name` and `summary` must equal those of the loaded node (a test in
+ * bin/ checks it).
+ */
+export interface LazyCommand {
+  readonly name: string;
+  readonly summary: string;
+  load(): Promise<CommandNode>;
+}
+
+export type CommandEntry = CommandNode | LazyCommand;
+
+export function isGroup(node: CommandEntry): node is CommandGroup {
   return 'subcommands' in node;
+}
+
+export function isLazy(entry: CommandEntry): entry is LazyCommand {
+  return 'load' in entry;
+}
+
+/** The node behind an entry, importing its module if it is lazy. */
+export async function loadEntry(entry: CommandEntry): Promise<CommandNode> {
+  return isLazy(entry) ? entry.load() : entry;
 }
 
 /** Reads a string flag, or `undefined`. */
