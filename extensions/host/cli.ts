@@ -189,7 +189,7 @@ const hostOptions = {
   callouts: {
     type: 'string',
     valueName: 'FILE',
-    description: 'answers for proxy_http_call by cluster; unlisted clusters fail (reset)',
+    description: 'answers for HTTP and gRPC callouts by cluster (see README); unlisted HTTP clusters fail (reset)',
   },
   'fail-open': { type: 'boolean', description: 'after a VM failure, bypass the filter instead of answering 503' },
   property: {
