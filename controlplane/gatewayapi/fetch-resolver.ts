@@ -6,6 +6,7 @@
  * serve`'s module cache would publish it (`<base>/<hex sha256(url)>.wasm`).
  */
 import { createHash } from 'node:crypto';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { errorMessage } from '../../common/errors.js';
 import type { WasmModuleRequest, WasmModuleResolver, WasmResolution } from './wasm-modules.js';
 
@@ -48,7 +49,12 @@ export class FetchWasmResolver implements WasmModuleResolver {
         const u = new URL(src.url);
         if (u.protocol !== 'https:' && u.protocol !== 'http:')
           return { ok: false, message: `unsupported URL scheme ${u.protocol} in ${src.url}` };
-        const res = await fetch(src.url, { signal: AbortSignal.timeout(this.options.timeoutMs ?? 15_000) });
+        const signal = AbortSignal.timeout(this.options.timeoutMs ?? 15_000);
+        // The policy's http.tls.caCertificateRef: trust exactly that CA for this download.
+        const res =
+          src.caCertificate === undefined
+            ? await fetch(src.url, { signal })
+            : await undiciFetch(src.url, { signal, dispatcher: new Agent({ connect: { ca: src.caCertificate } }) });
         if (!res.ok) return { ok: false, message: `failed to fetch Wasm module ${src.url}: HTTP ${res.status}` };
         bytes = new Uint8Array(await res.arrayBuffer());
       } else {
