@@ -112,7 +112,7 @@ export const translateCommand: Command = {
       short: 'f',
       multiple: true,
       valueName: 'PATH',
-      description: 'input YAML file or directory (repeatable; - for stdin)',
+      description: 'input YAML file or directory (- for stdin)',
     },
     type: {
       type: 'string',
