@@ -67,3 +67,16 @@ describe('bin/envext.js --help', () => {
     expect(r.stderr).toBe('');
   });
 });
+
+describe('bin/envext.js output to a closed pipe', () => {
+  it('exits quietly on EPIPE (envext … | head)', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [bin, 'version', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader goes away before envext writes
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/EPIPE|Unhandled|at /);
+    expect(code).toBe(0);
+  });
+});

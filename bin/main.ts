@@ -5,7 +5,20 @@
 import { program } from './commands.js';
 import { runCli } from './dispatch.js';
 
+/**
+ * `envext … | head` closes the pipe early; like other Unix tools, stop quietly instead of dying
+ * on an unhandled EPIPE. Other stream errors are reported as one line.
+ */
+function guardOutput(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    process.stderr.write(`error: cannot write output: ${e.message}\n`);
+    process.exit(1);
+  });
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
+  guardOutput(process.stdout);
   // First SIGINT/SIGTERM asks the running command to stop (serve commands drain); a second one
   // exits at once.
   const controller = new AbortController();
