@@ -628,5 +628,16 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
       }
     }
     this.s.onClosed(this);
+    // grpc-js keeps the call (and through its listeners, this object) alive for a while after the
+    // stream ends. Decoded messages hold views into the socket's receive buffers; dropping them now
+    // keeps that memory from being promoted and collected by full GCs (measured: most of the
+    // framework's CPU overhead over a bare server came from those GCs).
+    this.requestHeaders = undefined;
+    this.responseHeaders = undefined;
+    this.attrs = undefined;
+    this.attrsFlat = undefined;
+    this.meta = undefined;
+    this.pendingMsg = undefined;
+    this.queue.length = 0;
   }
 }
