@@ -6,7 +6,8 @@
  * (`rules`) and the extension translation of each policy (`policies`). Both also depend on
  * everything a route or policy can reference (Services, EndpointSlices, Backends, Secrets,
  * ConfigMaps, ReferenceGrants, Namespaces, rejected objects) and on the Wasm resolutions; when
- * any of those changed (by identity), the memo is dropped. Translation stays pure: the same
+ * any of those changed (objects by identity, resolutions by `fingerprint()` when the lookup has
+ * one, else by identity), the memo is dropped. Translation stays pure: the same
  * snapshot gives the same result with or without a cache.
  */
 import type { ResourceKind } from '../api/types.js';
@@ -30,7 +31,7 @@ export class TranslationCache {
   /** Per policy object: its extension translation. */
   policies = new WeakMap<object, unknown>();
   private env: unknown[] = [];
-  private wasm: WasmModuleLookup | undefined;
+  private wasm: WasmModuleLookup | string | undefined;
   private options = '';
 
   /** Drops the memo unless the environment is the same objects as last time. Returns whether it was kept. */
@@ -42,8 +43,10 @@ export class TranslationCache {
       for (const [k, v] of m) env.push(k, v);
     }
     env.push(snapshot.rejected.length, ...snapshot.rejected.map((r) => r.value));
+    // A lookup with a fingerprint is compared by content (a serve loop builds a new one per change).
+    const wasmId = wasm.fingerprint?.() ?? wasm;
     const same =
-      wasm === this.wasm &&
+      wasmId === this.wasm &&
       options === this.options &&
       env.length === this.env.length &&
       env.every((v, i) => v === this.env[i]);
@@ -52,7 +55,7 @@ export class TranslationCache {
       this.policies = new WeakMap();
     }
     this.env = env;
-    this.wasm = wasm;
+    this.wasm = wasmId;
     this.options = options;
     return same;
   }

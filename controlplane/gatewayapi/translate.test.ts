@@ -62,3 +62,33 @@ describe('TranslationCache', () => {
     );
   });
 });
+
+describe('TranslationCache with a new resolution object per change', () => {
+  it('keeps the memo for equal resolutions and drops it when one changes', async () => {
+    const { loadFiles, snapshotFromObjects, yamlFiles } = await import('../provider/file/load.js');
+    const { wasmModuleRequests } = await import('./envoy-extension-policy.js');
+    const { DeterministicWasmResolver, resolveWasmModules } = await import('./wasm-modules.js');
+    const { TranslationCache, translateGatewayApi } = await import('./translate.js');
+    const { snapshot } = snapshotFromObjects(
+      loadFiles(await yamlFiles([join(root, 'examples', 'quickstart')]), root).objects,
+    );
+    const requests = wasmModuleRequests(snapshot);
+    const a = await resolveWasmModules(requests, new DeterministicWasmResolver());
+    const b = await resolveWasmModules(requests, new DeterministicWasmResolver());
+    expect(a).not.toBe(b);
+    expect(a.fingerprint()).toBe(b.fingerprint());
+    const cache = new TranslationCache();
+    translateGatewayApi(snapshot, { wasmModules: a, cache });
+    expect(cache.prepare(snapshot, b, 'gateway.envoyproxy.io/gatewayclass-controller|envoy-gateway-system|true')).toBe(
+      true,
+    );
+    // A different serving URL for one module: the memo is dropped and the new URL is used.
+    const changed = await resolveWasmModules(requests, {
+      resolve: (r) =>
+        Promise.resolve({ ok: true, servingUrl: `http://other/${r.policy.name}.wasm`, sha256: 'a'.repeat(64) }),
+    });
+    const result = translateGatewayApi(snapshot, { wasmModules: changed, cache });
+    expect(result).toEqual(translateGatewayApi(snapshot, { wasmModules: changed }));
+    expect(JSON.stringify(Object.fromEntries(result.ir))).toContain('http://other/shop-extensions.wasm');
+  });
+});

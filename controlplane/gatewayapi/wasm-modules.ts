@@ -80,6 +80,11 @@ export interface WasmModuleResolver {
 export interface WasmModuleLookup {
   /** The resolution for this request, or undefined when it was never resolved. */
   lookup(request: WasmModuleRequest): WasmResolution | undefined;
+  /**
+   * Optional: a string that changes whenever any resolution changes. A TranslationCache keeps its
+   * memo across calls when it is equal, even if the lookup is a new object each time.
+   */
+  fingerprint?(): string;
 }
 
 /** Identity of a request: same policy entry and same source → same resolution. */
@@ -112,6 +117,11 @@ export class ResolvedWasmModules implements WasmModuleLookup {
   }
   get size(): number {
     return this.byKey.size;
+  }
+  fingerprint(): string {
+    const parts: string[] = [];
+    for (const [k, r] of this.byKey) parts.push(k, r.ok ? `${r.servingUrl} ${r.sha256}` : `! ${r.message}`);
+    return parts.join('\n');
   }
 }
 
