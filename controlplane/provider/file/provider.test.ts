@@ -27,16 +27,30 @@ spec:
   listeners: [{name: http, protocol: HTTP, port: 80}]
 `;
 
-/** Collects updates; `next(n)` waits (bounded) until n updates have arrived. */
-function collector(): { updates: SnapshotUpdate[]; next: (n: number) => Promise<SnapshotUpdate> } {
+/**
+ * Collects updates; `until(pred)` waits (bounded: 10 s) for the first update after the previous
+ * match that satisfies `pred`. Under load a burst may arrive as more than one update, so tests
+ * wait for the state they expect rather than count updates.
+ */
+function collector(): {
+  updates: SnapshotUpdate[];
+  until: (pred: (u: SnapshotUpdate) => boolean, what: string) => Promise<SnapshotUpdate>;
+} {
   const updates: SnapshotUpdate[] = [];
+  let from = 0;
   return {
     updates,
-    async next(n) {
-      for (let i = 0; i < 200 && updates.length < n; i++) await new Promise((r) => setTimeout(r, 25));
-      const u = updates[n - 1];
-      if (u === undefined) throw new Error(`expected ${n} snapshot updates, got ${updates.length}`);
-      return u;
+    async until(pred, what) {
+      for (let i = 0; i < 400; i++) {
+        const idx = updates.findIndex((u, j) => j >= from && pred(u));
+        const u = updates[idx];
+        if (u !== undefined) {
+          from = idx + 1;
+          return u;
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`no snapshot update with ${what} after ${updates.length} updates`);
     },
   };
 }
@@ -92,26 +106,26 @@ describe('FileProvider', () => {
     const ac = new AbortController();
     const done = provider.watch((u) => void c.updates.push(u), ac.signal);
     try {
-      const first = await c.next(1);
-      expect([...first.snapshot.resources.Gateway.keys()]).toEqual(['default/a', 'default/b']);
+      const gateways = (u: SnapshotUpdate): string[] => [...u.snapshot.resources.Gateway.keys()].sort();
+      const first = await c.until(() => true, 'the first snapshot');
+      expect(gateways(first)).toEqual(['default/a', 'default/b']);
+      expect(c.updates).toHaveLength(1); // the hidden file is ignored, nothing else happened
 
-      // A burst of writes gives one new snapshot.
+      // A burst of writes: new snapshots (normally one) end with both changes.
       writeFileSync(join(dir, 'a.yaml'), gateway('a2'));
       writeFileSync(join(dir, 'sub', 'c.yaml'), gateway('c'));
-      const second = await c.next(2);
-      expect([...second.snapshot.resources.Gateway.keys()].sort()).toEqual(['default/a2', 'default/b', 'default/c']);
+      const second = await c.until((u) => gateways(u).join() === 'default/a2,default/b,default/c', 'a2, b and c');
       expect(second.snapshot.revision).toBeGreaterThan(first.snapshot.revision);
 
       // Broken YAML: reported, and a2 stays.
       writeFileSync(join(dir, 'a.yaml'), 'kind: Gateway\nmetadata: {name: [broken\n');
-      const third = await c.next(3);
+      const third = await c.until((u) => u.problems.length > 0, 'a YAML problem');
       expect(third.problems[0]?.resource).toMatch(/a\.yaml:\d+:\d+/);
       expect(third.snapshot.resources.Gateway.has('default/a2')).toBe(true);
 
       // Deleting a file removes its resources.
       unlinkSync(join(dir, 'sub', 'c.yaml'));
-      const fourth = await c.next(4);
-      expect(fourth.snapshot.resources.Gateway.has('default/c')).toBe(false);
+      await c.until((u) => !u.snapshot.resources.Gateway.has('default/c'), 'c removed');
     } finally {
       ac.abort();
       await done;

@@ -122,8 +122,6 @@ export class FileProvider {
         this.log.error('snapshot subscriber failed', { error: errorMessage(e) });
       }
     };
-    await publish();
-    await this.rewatch();
     const trigger = (): void => {
       if (this.closed) return;
       if (this.timer !== undefined) clearTimeout(this.timer);
@@ -148,7 +146,23 @@ export class FileProvider {
           });
       }, this.options.debounceMs ?? 200);
     };
+    // Watch before the first read, so a change made while it is being published is not missed.
     this.onChange = trigger;
+    await this.rewatch();
+    // A first read that fails (a path that does not exist) is the caller's error, not a log line.
+    const first = publish();
+    this.reading = first.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      await first;
+    } catch (e: unknown) {
+      await this.close();
+      throw e;
+    } finally {
+      this.reading = undefined;
+    }
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener('abort', () => resolve(), { once: true });
