@@ -129,6 +129,14 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   private responseReplaced = false;
   private requestContentLength = false;
   private responseContentLength = false;
+  // Attached once per stream and removed when it ends, so that this object (and what it holds)
+  // is not kept alive by the call after the request is over.
+  private readonly listeners = {
+    data: (msg: WireRequest | TooLarge): void => this.onData(msg),
+    end: (): void => this.onHalfClose(),
+    cancelled: (): void => this.onCancelled(),
+    error: (e: unknown): void => this.onCallError(e),
+  };
 
   constructor(
     private readonly call: Call,
@@ -146,10 +154,10 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
       s.metrics.streamsStarted++;
       s.metrics.activeStreams++;
     }
-    call.on('data', (msg: WireRequest | TooLarge) => this.onData(msg));
-    call.on('end', () => this.onHalfClose());
-    call.on('cancelled', () => this.onCancelled());
-    call.on('error', (e: unknown) => this.onCallError(e));
+    call.on('data', this.listeners.data);
+    call.on('end', this.listeners.end);
+    call.on('cancelled', this.listeners.cancelled);
+    call.on('error', this.listeners.error);
   }
 
   // ------------------------------------------------------------------ ExtProcContext
@@ -639,5 +647,10 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     this.meta = undefined;
     this.pendingMsg = undefined;
     this.queue.length = 0;
+    const c = this.call;
+    c.off('data', this.listeners.data);
+    c.off('end', this.listeners.end);
+    c.off('cancelled', this.listeners.cancelled);
+    c.off('error', this.listeners.error);
   }
 }
