@@ -127,8 +127,6 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   private writeBlocked = false;
   private requestReplaced = false;
   private responseReplaced = false;
-  private requestContentLength = false;
-  private responseContentLength = false;
   // Attached once per stream and removed when it ends, so that this object (and what it holds)
   // is not kept alive by the call after the request is over.
   private readonly listeners = {
@@ -209,7 +207,9 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     return this.modeKnown;
   }
   hadContentLength(direction: 'request' | 'response'): boolean {
-    return direction === 'request' ? this.requestContentLength : this.responseContentLength;
+    // Only asked when a BUFFERED body is replaced, so looked up then rather than on every message.
+    const h = direction === 'request' ? this.requestHeaders : this.responseHeaders;
+    return h !== undefined && h.has('content-length');
   }
 
   // ------------------------------------------------------------------ stream events
@@ -353,14 +353,12 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     }
     const attrs = msg.attributes;
     if (attrs !== undefined && attrs !== null) {
-      const keys = Object.keys(attrs);
-      if (keys.length > 0) {
+      // Decoded messages always carry a map object, almost always empty: no Object.keys array here.
+      for (const k in attrs) {
         this.attrs ??= {};
-        for (const k of keys) {
-          const prev = this.attrs[k];
-          const next = attrs[k] as WireStruct;
-          this.attrs[k] = prev === undefined ? next : { fields: { ...prev.fields, ...next.fields } };
-        }
+        const prev = this.attrs[k];
+        const next = attrs[k] as WireStruct;
+        this.attrs[k] = prev === undefined ? next : { fields: { ...prev.fields, ...next.fields } };
         this.attrsFlat = undefined;
       }
     }
@@ -384,13 +382,8 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
       case 'response_headers': {
         const hm = msg[phase];
         const headers = new Headers(hm?.headers?.headers);
-        if (phase === 'request_headers') {
-          this.requestHeaders = headers;
-          this.requestContentLength = headers.has('content-length');
-        } else {
-          this.responseHeaders = headers;
-          this.responseContentLength = headers.has('content-length');
-        }
+        if (phase === 'request_headers') this.requestHeaders = headers;
+        else this.responseHeaders = headers;
         payload = { headers, endOfStream: hm?.end_of_stream === true };
         break;
       }
