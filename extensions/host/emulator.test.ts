@@ -398,3 +398,123 @@ describe('proxy_continue_stream without a stop', () => {
     expect(host.httpStreamActions(id).map((a) => a.name)).toEqual(['Continue']);
   });
 });
+
+describe('local replies: stream callbacks in Envoy order', () => {
+  // $when picks where the filter sends `403 go away`: 1 on_request_headers, 2 on_http_call_response
+  // (on the root, after proxy_set_effective_context(stream)), 3 on_response_headers (the upstream
+  // response has started), 4 on_response_body (its headers already went downstream).
+  const CALL = encodePairList([
+    [':method', 'GET'],
+    [':path', '/check'],
+    [':authority', 'auth'],
+  ]);
+  const module = `
+    (global $when (mut i32) (i32.const 0))
+    (global $stream (mut i32) (i32.const 0))
+    (func (export "set") (param $w i32) (result i32) (global.set $when (local.get $w)) (i32.const 0))
+    (func $reply (drop (call $proxy_send_local_response (i32.const 403) (i32.const 1024) (i32.const 6)
+      (i32.const 1032) (i32.const 7) (i32.const 0) (i32.const 0) (i32.const -1))))
+    (func (export "proxy_on_request_headers") (param $c i32) (param i32 i32) (result i32)
+      (global.set $stream (local.get $c))
+      (if (i32.eq (global.get $when) (i32.const 1)) (then (call $reply)))
+      (if (i32.eq (global.get $when) (i32.const 2)) (then
+        (drop (call $proxy_http_call (i32.const 1040) (i32.const 4) (i32.const 1100) (i32.const ${CALL.length})
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 600)))
+        (return (i32.const 1))))
+      (i32.const 0))
+    (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
+    (func (export "proxy_on_request_trailers") (param i32 i32) (result i32) (i32.const 0))
+    (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+      (drop (call $proxy_set_effective_context (global.get $stream)))
+      (call $reply))
+    (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+      (if (i32.eq (global.get $when) (i32.const 3)) (then (call $reply)))
+      (i32.const 0))
+    (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+      (if (i32.eq (global.get $when) (i32.const 4)) (then (call $reply)))
+      (i32.const 0))
+    (func (export "proxy_on_log") (param i32))
+    (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_delete") (param i32))
+    (data (i32.const 1024) "denied") (data (i32.const 1032) "go away") (data (i32.const 1040) "auth")`;
+  const UPSTREAM = { ':status': '200', 'content-type': 'text/plain' };
+  const REPLY = [
+    [':status', '403'],
+    ['content-type', 'text/plain'],
+    ['content-length', '7'],
+  ];
+
+  it.each([
+    {
+      name: 'sent from on_request_headers: runs after that callback; later request data never reaches the filter',
+      when: 1,
+      drive: (host: HostEmulator, id: number) => {
+        host.callOnRequestHeaders(id, REQ, false);
+        expect(host.callOnRequestBody(id, 'late', false)).toBe(DataStatus.StopIterationNoBuffer);
+        expect(host.callOnRequestTrailers(id, { t: '1' })).toBe(TrailersStatus.StopIteration);
+        host.callOnResponseHeaders(id, UPSTREAM, true); // no upstream response reaches it either
+      },
+      actions: ['request_headers StopAllIterationAndWatermark', 'response_headers Continue', 'response_body Continue'],
+      trace: ['request_headers', 'response_headers', 'response_body'],
+      response: { headers: REPLY, body: 'go away' },
+      closed: undefined,
+    },
+    {
+      name: 'sent from on_http_call_response on the root: the request body that follows is dropped',
+      when: 2,
+      drive: (host: HostEmulator, id: number) => {
+        host.guestMemoryWrite(1100, CALL);
+        host.callOnRequestHeaders(id, REQ, false);
+        host.callOnHttpCallResponse(4, { headers: { ':status': '403' } });
+        expect(host.callOnRequestBody(id, '{"item":"book"}', true)).toBe(DataStatus.StopIterationNoBuffer);
+      },
+      actions: ['request_headers StopAllIterationAndWatermark', 'response_headers Continue', 'response_body Continue'],
+      trace: ['request_headers', 'http_call_response', 'response_headers', 'response_body'],
+      response: { headers: REPLY, body: 'go away' },
+      closed: undefined,
+    },
+    {
+      name: 'sent from on_response_headers: written directly (sendDirectLocalReply), the filter does not see it',
+      when: 3,
+      drive: (host: HostEmulator, id: number) => {
+        host.callOnRequestHeaders(id, REQ, true);
+        host.callOnResponseHeaders(id, UPSTREAM, false);
+        expect(host.callOnResponseBody(id, 'upstream body', true)).toBe(DataStatus.StopIterationNoBuffer);
+      },
+      actions: ['request_headers Continue', 'response_headers StopAllIterationAndWatermark'],
+      trace: ['request_headers', 'response_headers'],
+      response: { headers: REPLY, body: 'go away' },
+      closed: undefined,
+    },
+    {
+      name: 'sent from on_response_body after the headers went downstream: the stream is reset',
+      when: 4,
+      drive: (host: HostEmulator, id: number) => {
+        host.callOnRequestHeaders(id, REQ, true);
+        host.callOnResponseHeaders(id, UPSTREAM, false);
+        host.callOnResponseBody(id, 'upstream body', true);
+      },
+      actions: ['request_headers Continue', 'response_headers Continue', 'response_body StopIterationNoBuffer'],
+      trace: ['request_headers', 'response_headers', 'response_body'],
+      response: { headers: Object.entries(UPSTREAM), body: '' },
+      closed: /stream reset: local reply 403 \(denied\) after response headers were sent/,
+    },
+  ])('$name', async ({ when, drive, actions, trace, response, closed }) => {
+    const host = await emulator(module);
+    host.callExport('set', host.startPlugin(), when);
+    const id = host.initializeHttpContext();
+    drive(host, id);
+    expect(host.httpStreamActions(id).map((a) => `${a.phase} ${a.name}`)).toEqual(actions);
+    expect(host.currentResponseHeaders(id)).toEqual(response.headers);
+    expect(Buffer.from(host.forwardedResponseBody(id)).toString()).toBe(response.body);
+    if (closed === undefined) expect(host.streamClosed(id)).toBeUndefined();
+    else expect(host.streamClosed(id)).toMatch(closed);
+    host.completeHttpContext(id);
+    // Guest callbacks as Envoy makes them; the stream ends with on_log, on_done, on_delete.
+    const calls = host
+      .callTrace()
+      .map((t) => t.callback.replace(/^proxy_on_/, ''))
+      .filter((c) => !['context_create', 'vm_start', 'configure', 'set'].includes(c));
+    expect(calls).toEqual([...trace, 'log', 'done', 'delete']);
+  });
+});

@@ -223,6 +223,18 @@ class Stream {
   completed = false;
   /** A local reply was sent: the request side is over (Envoy stops decoding). */
   requestDone = false;
+  /** The local reply was applied (it went through the response callbacks, directly, or reset). */
+  localReplyApplied = false;
+  /**
+   * Inside one of this stream's filter callbacks. A local reply sent there is prepared and runs
+   * when the callback has returned (Envoy's FilterManager::sendLocalReply during decoding:
+   * prepareLocalReplyViaFilterChain, then executeLocalReplyIfPrepared after the filter returns).
+   */
+  inCallback = false;
+  localReplyQueued = false;
+  /** The upstream response reached this filter / its headers went past it (Continue). */
+  responseStarted = false;
+  responseHeadersSent = false;
   /** TCP: what was forwarded each way. */
   readonly forwardedDownstream: Uint8Array[] = [];
   readonly forwardedUpstream: Uint8Array[] = [];
@@ -619,6 +631,10 @@ export class HostEmulator {
 
   callOnResponseHeaders(id: number, headers: HeaderInput, endOfStream: boolean): HeadersStatus {
     const s = this.stream(id, 'callOnResponseHeaders');
+    // After a local reply the upstream response never reaches the filter (the reply completed
+    // the response and Envoy ends the stream): dropped, nothing is recorded.
+    if (s.localReplyApplied) return HeadersStatus.StopAllIterationAndWatermark;
+    s.responseStarted = true;
     return this.headersPhase(s, 'response', headers, endOfStream);
   }
 
@@ -641,7 +657,9 @@ export class HostEmulator {
     if (dir === 'request') ctx.requestHeadersOpen = true;
     else ctx.responseHeadersOpen = true;
     vm.nextIterationStopped = false;
+    s.inCallback = true;
     const raw = this.call(vm, CALLBACK[phase], ctx, fn, ctx.id, map.size, eos ? 1 : 0);
+    s.inCallback = false;
     if (vm.failed) return this.failedHttp(s, 'headers', phase, HEADERS_NAMES) as HeadersStatus;
     const status = translateHeadersStatus(raw, vm.lastCallStopped, this.opts.allowOnHeadersStopIteration === true);
     const stopped = status === HeadersStatus.StopIteration || status >= HeadersStatus.StopAllIterationAndBuffer;
@@ -654,25 +672,36 @@ export class HostEmulator {
       if (!stopped) ctx.responseHeadersOpen = false;
       s.responseStopped = stopped;
       s.responseStopAll = status >= HeadersStatus.StopAllIterationAndBuffer;
+      if (!stopped) s.responseHeadersSent = true;
     }
-    return this.act(s, phase, status, HEADERS_NAMES, raw) as HeadersStatus;
+    this.act(s, phase, status, HEADERS_NAMES, raw);
+    this.runQueuedLocalReply(s);
+    return status;
   }
 
+  /**
+   * Request data after a local reply is dropped before it reaches the filter, and nothing is
+   * recorded: Envoy's FilterManager::decodeData starts with `if (state_.local_complete_) return;`
+   * and the reply's end of stream made ConnectionManagerImpl::doEndStream call
+   * setLocalComplete() and reset the (incomplete) request. Returns StopIterationNoBuffer then.
+   */
   callOnRequestBody(id: number, body: Uint8Array | string, endOfStream: boolean): DataStatus {
-    return this.bodyPhase(this.stream(id, 'callOnRequestBody'), 'request', utf8(body), endOfStream);
+    const s = this.stream(id, 'callOnRequestBody');
+    if (s.requestDone && !this.gone(s)) return DataStatus.StopIterationNoBuffer;
+    return this.bodyPhase(s, 'request', utf8(body), endOfStream);
   }
 
   callOnResponseBody(id: number, body: Uint8Array | string, endOfStream: boolean): DataStatus {
-    return this.bodyPhase(this.stream(id, 'callOnResponseBody'), 'response', utf8(body), endOfStream);
+    const s = this.stream(id, 'callOnResponseBody');
+    if (s.localReplyApplied && !this.gone(s)) return DataStatus.StopIterationNoBuffer;
+    return this.bodyPhase(s, 'response', utf8(body), endOfStream);
   }
 
   private bodyPhase(s: Stream, dir: 'request' | 'response', chunk: Uint8Array, eos: boolean): DataStatus {
     const { vm, ctx } = s;
     const phase = dir === 'request' ? 'request_body' : 'response_body';
     const req = dir === 'request';
-    if (this.gone(s) || (req && s.requestDone)) {
-      return this.act(s, phase, DataStatus.StopIterationNoBuffer, DATA_NAMES) as DataStatus;
-    }
+    if (this.gone(s)) return this.act(s, phase, DataStatus.StopIterationNoBuffer, DATA_NAMES) as DataStatus;
     if (vm.failed || ctx.streamFailed) {
       return this.failedHttp(s, 'data', phase, DATA_NAMES, chunk) as DataStatus;
     }
@@ -708,8 +737,10 @@ export class HostEmulator {
         headers: [],
         grpcStatus: undefined,
       };
+      // Sent while Envoy's filter manager runs this filter's data callback: it runs afterwards.
+      this.act(s, phase, DataStatus.StopIterationNoBuffer, DATA_NAMES);
       this.applyLocalResponse(s);
-      return this.act(s, phase, DataStatus.StopIterationNoBuffer, DATA_NAMES) as DataStatus;
+      return DataStatus.StopIterationNoBuffer;
     }
     if (req) {
       ctx.requestBody = body;
@@ -722,7 +753,9 @@ export class HostEmulator {
     }
     vm.nextIterationStopped = false;
     const fn = req ? vm.fnRequestBody : vm.fnResponseBody;
+    s.inCallback = true;
     const raw = this.call(vm, CALLBACK[phase], ctx, fn, ctx.id, body.length, eos ? 1 : 0);
+    s.inCallback = false;
     if (vm.failed) {
       if (req) ctx.requestBodyOpen = false;
       else ctx.responseBodyOpen = false;
@@ -739,15 +772,22 @@ export class HostEmulator {
       ctx.responseBodyOpen = keep;
       if (status === DataStatus.Continue) s.forwardedResponse.push(ctx.responseBody);
     }
-    return this.act(s, phase, status, DATA_NAMES, raw) as DataStatus;
+    this.act(s, phase, status, DATA_NAMES, raw);
+    this.runQueuedLocalReply(s);
+    return status;
   }
 
+  /** Dropped after a local reply, like request data (see `callOnRequestBody`). */
   callOnRequestTrailers(id: number, trailers: HeaderInput): TrailersStatus {
-    return this.trailersPhase(this.stream(id, 'callOnRequestTrailers'), 'request', trailers);
+    const s = this.stream(id, 'callOnRequestTrailers');
+    if (s.requestDone && !this.gone(s)) return TrailersStatus.StopIteration;
+    return this.trailersPhase(s, 'request', trailers);
   }
 
   callOnResponseTrailers(id: number, trailers: HeaderInput): TrailersStatus {
-    return this.trailersPhase(this.stream(id, 'callOnResponseTrailers'), 'response', trailers);
+    const s = this.stream(id, 'callOnResponseTrailers');
+    if (s.localReplyApplied && !this.gone(s)) return TrailersStatus.StopIteration;
+    return this.trailersPhase(s, 'response', trailers);
   }
 
   private trailersPhase(s: Stream, dir: 'request' | 'response', trailers: HeaderInput): TrailersStatus {
@@ -757,9 +797,7 @@ export class HostEmulator {
     const map = trailers instanceof HeaderMap ? trailers : new HeaderMap(trailers);
     if (req) ctx.requestTrailers = map;
     else ctx.responseTrailers = map;
-    if (this.gone(s) || (req && s.requestDone)) {
-      return this.act(s, phase, TrailersStatus.StopIteration, TRAILERS_NAMES) as TrailersStatus;
-    }
+    if (this.gone(s)) return this.act(s, phase, TrailersStatus.StopIteration, TRAILERS_NAMES) as TrailersStatus;
     if (vm.failed || ctx.streamFailed) {
       return this.failedHttp(s, 'trailers', phase, TRAILERS_NAMES) as TrailersStatus;
     }
@@ -772,14 +810,18 @@ export class HostEmulator {
     else ctx.responseTrailersOpen = true;
     vm.nextIterationStopped = false;
     const fn = req ? vm.fnRequestTrailers : vm.fnResponseTrailers;
+    s.inCallback = true;
     const raw = this.call(vm, CALLBACK[phase], ctx, fn, ctx.id, map.size);
+    s.inCallback = false;
     if (vm.failed) return this.failedHttp(s, 'trailers', phase, TRAILERS_NAMES) as TrailersStatus;
     const status = translateTrailersStatus(raw, vm.lastCallStopped);
     if (status === TrailersStatus.Continue) {
       if (req) ctx.requestTrailersOpen = false;
       else ctx.responseTrailersOpen = false;
     }
-    return this.act(s, phase, status, TRAILERS_NAMES, raw) as TrailersStatus;
+    this.act(s, phase, status, TRAILERS_NAMES, raw);
+    this.runQueuedLocalReply(s);
+    return status;
   }
 
   /** `proxy_on_request_metadata` / `proxy_on_response_metadata` (Envoy extras; always Continue). */
@@ -851,6 +893,7 @@ export class HostEmulator {
       }
     } else {
       s.responseStopped = s.responseStopAll = false;
+      s.responseHeadersSent = true;
       if (s.responseBuffering) {
         s.forwardedResponse.push(ctx.responseBody);
         s.responseBuffering = false;
@@ -876,6 +919,16 @@ export class HostEmulator {
   private onLocalResponse(ctx: Context): void {
     const s = this.streams.get(ctx.id);
     if (s === undefined || s.ctx !== ctx || ctx.localResponse === undefined) return;
+    // From the stream's own callback: prepared now, run once the callback has returned and its
+    // status is recorded. From a callout/tick/queue callback on the root: run now (Envoy's
+    // sendLocalReplyViaFilterChain, no filter callback is running).
+    if (s.inCallback) s.localReplyQueued = true;
+    else this.applyLocalResponse(s);
+  }
+
+  private runQueuedLocalReply(s: Stream): void {
+    if (!s.localReplyQueued) return;
+    s.localReplyQueued = false;
     this.applyLocalResponse(s);
   }
 
@@ -884,11 +937,23 @@ export class HostEmulator {
    * see it (unless the VM failed). The request side stops.
    */
   private applyLocalResponse(s: Stream): void {
+    if (s.localReplyApplied) return;
+    s.localReplyApplied = true;
     const lr = s.ctx.localResponse!;
     s.requestDone = true;
     s.requestStopped = true;
     s.pendingRequest = undefined;
     s.ctx.requestBodyOpen = false;
+    // Envoy's FilterManager::sendLocalReply: once response headers went downstream all it can do
+    // is reset the stream; if the upstream response reached the filters but its headers were not
+    // sent yet, sendDirectLocalReply writes the reply to the codec, bypassing the filter chain
+    // (this filter's response callbacks are not called for it). Only a response that has not
+    // started goes through the filter chain (sendLocalReplyViaFilterChain).
+    if (s.responseHeadersSent) {
+      s.ctx.closed ??= `stream reset: local reply ${lr.statusCode} (${lr.details}) after response headers were sent`;
+      return;
+    }
+    const direct = s.responseStarted;
     // A gRPC request gets a trailers-only gRPC answer (HTTP 200, grpc-status, grpc-message), as
     // Envoy's sendLocalReply produces; otherwise an HTTP reply with the body as text/plain.
     const grpc = s.ctx.requestHeaders?.get('content-type')?.startsWith('application/grpc') === true;
@@ -907,7 +972,16 @@ export class HostEmulator {
     // Reset the response side: what the guest may have seen before is replaced by the reply.
     s.responseStopped = s.responseStopAll = s.responseBuffering = false;
     s.forwardedResponse.length = 0;
+    s.pendingResponse = undefined;
     s.ctx.responseBody = new Uint8Array(0);
+    s.ctx.responseHeadersOpen = s.ctx.responseBodyOpen = s.ctx.responseTrailersOpen = false;
+    if (direct) {
+      s.ctx.responseHeaders = headers;
+      s.ctx.responseTrailers = undefined;
+      if (body.length > 0) s.forwardedResponse.push(body);
+      s.responseHeadersSent = true;
+      return;
+    }
     this.headersPhase(s, 'response', headers, body.length === 0);
     if (body.length > 0) this.bodyPhase(s, 'response', body, true);
     if (s.ctx.responseHeaders === undefined) s.ctx.responseHeaders = headers;

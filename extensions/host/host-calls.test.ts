@@ -178,8 +178,10 @@ describe('header maps', () => {
       Buffer.from(encodePairList([...Object.entries(REQ), ['x-multi', 'a'], ['x-multi', 'b']] as [string, string][])),
     );
     host.callOnResponseHeaders(id, [], true);
-    // Response headers are not readable in the request phase (BadArgument); map type 8 is BadArgument.
-    expect(results(host, 5)).toEqual([0, R.BadArgument, R.BadArgument, 0, 0]);
+    // Map type 8 is BadArgument. Response headers do not exist in the request phase: Envoy's
+    // getHeaderMapPairs is headerMapToPairs(getConstMap(type)), so that reads as Ok + empty (0, 0).
+    expect(results(host, 5)).toEqual([0, R.BadArgument, 0, 0, 0]);
+    expect(new Uint32Array(host.guestMemory(264, 8).buffer.slice(0))).toEqual(new Uint32Array([0, 0]));
   });
 
   it('proxy_get_header_map_value: lower-cased key, first value, NotFound, window', async () => {
@@ -470,6 +472,87 @@ describe('callouts', () => {
     expect(host.pendingCallouts()).toEqual([]);
   });
 
+  it('callout answers are read through the root context after proxy_set_effective_context(stream), as in Envoy', async () => {
+    // $reads stores, from index b: value(6 ":status"), value(7 "x-t"), buffer 4, value(4 "a"),
+    // value(5 "grpc-status"), buffer 5, pairs(6), value(0 ":path") — the last one proves that the
+    // effective context really is the stream (a root context has no request headers).
+    const host = await load(`
+      (func $reads (param $b i32)
+        (call $st (local.get $b) (call $proxy_get_header_map_value (i32.const 6) (i32.const 1100) (i32.const 7) (i32.const 256) (i32.const 260)))
+        (call $st (i32.add (local.get $b) (i32.const 1)) (call $proxy_get_header_map_value (i32.const 7) (i32.const 1108) (i32.const 3) (i32.const 264) (i32.const 268)))
+        (call $st (i32.add (local.get $b) (i32.const 2)) (call $proxy_get_buffer_bytes (i32.const 4) (i32.const 0) (i32.const 100) (i32.const 272) (i32.const 276)))
+        (call $st (i32.add (local.get $b) (i32.const 3)) (call $proxy_get_header_map_value (i32.const 4) (i32.const 1112) (i32.const 1) (i32.const 280) (i32.const 284)))
+        (call $st (i32.add (local.get $b) (i32.const 4)) (call $proxy_get_header_map_value (i32.const 5) (i32.const 1116) (i32.const 11) (i32.const 288) (i32.const 292)))
+        (call $st (i32.add (local.get $b) (i32.const 5)) (call $proxy_get_buffer_bytes (i32.const 5) (i32.const 0) (i32.const 100) (i32.const 296) (i32.const 300)))
+        (call $st (i32.add (local.get $b) (i32.const 6)) (call $proxy_get_header_map_pairs (i32.const 6) (i32.const 304) (i32.const 308)))
+        (call $st (i32.add (local.get $b) (i32.const 7)) (call $proxy_get_header_map_value (i32.const 0) (i32.const 1128) (i32.const 5) (i32.const 312) (i32.const 316))))
+      (func $switch (drop (call $proxy_set_effective_context (i32.load (i32.const 720)))))
+      (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+        (i32.store (i32.const 720) (local.get $ctx))
+        (drop (call $proxy_http_call (i32.const 1140) (i32.const 4) (i32.load (i32.const 248)) (i32.load (i32.const 252))
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 724)))
+        (drop (call $proxy_grpc_stream (i32.const 1140) (i32.const 4) (i32.const 1148) (i32.const 7) (i32.const 1156) (i32.const 5)
+          (i32.const 0) (i32.const 0) (i32.const 728)))
+        (i32.const 1))
+      (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32) (call $switch) (call $reads (i32.const 0)))
+      (func (export "proxy_on_grpc_receive_initial_metadata") (param i32 i32 i32) (call $switch) (call $reads (i32.const 8)))
+      (func (export "proxy_on_grpc_receive") (param i32 i32 i32) (call $switch) (call $reads (i32.const 16)))
+      (func (export "proxy_on_grpc_receive_trailing_metadata") (param i32 i32 i32) (call $switch) (call $reads (i32.const 24)))
+      (func (export "outside") (result i32) (call $reads (i32.const 32)) (i32.const 0))
+      (func (export "proxy_on_log") (param i32) (call $reads (i32.const 40)))
+      ${data(1100, ':status')} ${data(1108, 'x-t')} ${data(1112, 'a')} ${data(1116, 'grpc-status')}
+      ${data(1128, ':path')} ${data(1140, 'auth')} ${data(1148, 'pkg.Svc')} ${data(1156, 'Watch')}`);
+    const h = encodePairList([
+      [':method', 'GET'],
+      [':path', '/check'],
+      [':authority', 'auth'],
+    ]);
+    host.guestMemoryWrite(248, new Uint8Array(new Uint32Array([placeBytes(host, h), h.length]).buffer));
+    const id = host.initializeHttpContext();
+    host.callOnRequestHeaders(id, REQ, false);
+    expect(host.pendingCallouts().map((c) => [c.token, c.kind])).toEqual([
+      [4, 'http'],
+      [6, 'grpc_stream'],
+    ]);
+    const B = R.BadArgument;
+    const N = R.NotFound;
+    const sizeAt = (slot: number): number => new Uint32Array(host.guestMemory(slot + 4, 4).buffer.slice(0))[0]!;
+
+    host.callOnHttpCallResponse(4, { headers: { ':status': '200' }, body: 'pong', trailers: { 'x-t': 'tv' } });
+    // The call's headers, trailers and body answer through the stream; no gRPC answer is in
+    // flight: its maps are null (BadArgument), its buffer an empty one (Ok, size 0).
+    expect(results(host, 8)).toEqual([0, 0, 0, B, B, 0, 0, 0]);
+    expect([outString(host, 256), outString(host, 264), outString(host, 272), outString(host, 312)]).toEqual([
+      '200',
+      'tv',
+      'pong',
+      '/p?q=1',
+    ]);
+    expect(sizeAt(296)).toBe(0);
+    expect(sizeAt(304)).toBeGreaterThan(0); // the call's headers as pairs
+
+    host.callOnGrpcReceiveInitialMetadata(6, { a: '1' });
+    expect(results(host, 16).slice(8)).toEqual([B, B, N, 0, B, 0, 0, 0]);
+    expect(outString(host, 280)).toBe('1');
+    expect(sizeAt(304)).toBe(0); // no call response: pairs(6) is Ok and empty
+
+    host.callOnGrpcReceive(6, 'msg!');
+    expect(results(host, 24).slice(16)).toEqual([B, B, N, B, B, 0, 0, 0]);
+    expect(outString(host, 296)).toBe('msg!');
+
+    host.callOnGrpcReceiveTrailingMetadata(6, { 'grpc-status': '0' });
+    expect(results(host, 32).slice(24)).toEqual([B, B, N, B, 0, 0, 0, 0]);
+    expect(outString(host, 288)).toBe('0');
+
+    // Outside any callback (no answer in flight), on the stream: what Envoy's code answers.
+    host.callExport('outside', id);
+    expect(results(host, 40).slice(32)).toEqual([B, B, N, B, B, 0, 0, 0]);
+    expect([sizeAt(296), sizeAt(304)]).toEqual([0, 0]);
+    // In on_log a null map answers NotFound (access-log phase, ABI 0.2.x).
+    host.completeHttpContext(id);
+    expect(results(host, 48).slice(40)).toEqual([N, N, N, N, N, 0, 0, 0]);
+  });
+
   it('proxy_grpc_call / proxy_grpc_stream / proxy_grpc_send / proxy_grpc_cancel / proxy_grpc_close', async () => {
     const host = await load(
       `
@@ -526,9 +609,10 @@ describe('callouts', () => {
     host.callOnGrpcReceiveTrailingMetadata(6, { 'grpc-status': '0' });
     host.callOnGrpcClose(6, 14, 'unavailable');
     // 560 (index 12) receives proxy_get_status's code in on_grpc_close
-    expect(results(host, 16).slice(8)).toEqual([2, 0, 1, 14, 14, 0, 0, 0]);
+    // index 15: proxy_get_header_map_size(5) is BadArgument even in its callback: Envoy's
+    // getHeaderMapSize uses the mutable getMap, which holds only the request/response maps.
+    expect(results(host, 16).slice(8)).toEqual([2, 0, 1, 14, 14, 0, 0, R.BadArgument]);
     expect(outString(host, 296)).toBe('1'); // map type 4: initial metadata
-    expect(new Uint32Array(host.guestMemory(620, 4).buffer.slice(0))[0]).toBe(12); // map type 5: byte size
     expect(outString(host, 256)).toBe('reply');
     expect(outString(host, 264)).toBe('unavailable');
     expect(host.callExport('cancel', root)).toBe(0);

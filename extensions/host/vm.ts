@@ -566,14 +566,19 @@ export class WasmVm {
           return ctx.responseTrailers;
         }
         return undefined;
+      // Callout answers are read through the root context, whatever the effective context is:
+      // Envoy's context.cc getConstMap answers these from `rootContext()->grpc_receive_*_metadata_`
+      // and `rootContext()->http_call_response_` (a root's rootContext() is itself). So a guest
+      // that switched to its stream with proxy_set_effective_context still reads the answer.
+      // Writes (getMap) never reach them: BadArgument.
       case MapType.GrpcReceiveInitialMetadata:
-        return write ? undefined : ctx.grpcInitialMetadata;
+        return write ? undefined : ctx.root?.grpcInitialMetadata;
       case MapType.GrpcReceiveTrailingMetadata:
-        return write ? undefined : ctx.grpcTrailingMetadata;
+        return write ? undefined : ctx.root?.grpcTrailingMetadata;
       case MapType.HttpCallResponseHeaders:
-        return write ? undefined : ctx.callResponse?.headers;
+        return write ? undefined : ctx.root?.callResponse?.headers;
       case MapType.HttpCallResponseTrailers:
-        return write ? undefined : ctx.callResponse?.trailers;
+        return write ? undefined : ctx.root?.callResponse?.trailers;
       default:
         return undefined;
     }
@@ -590,10 +595,13 @@ export class WasmVm {
         return ctx.downstreamOpen ? ctx.downstreamData : undefined;
       case BufferType.UpstreamData:
         return ctx.upstreamOpen ? ctx.upstreamData : undefined;
+      // Read through the root context, as Envoy's getBuffer does: `rootContext()->http_call_response_`
+      // (null outside the callback ⇒ NotFound) and `buffer_.set(rootContext()->grpc_receive_buffer_.get())`
+      // (a null instance is an empty buffer ⇒ Ok with size 0 outside proxy_on_grpc_receive).
       case BufferType.HttpCallResponseBody:
-        return ctx.callResponse?.body;
+        return ctx.root?.callResponse?.body;
       case BufferType.GrpcReceiveBuffer:
-        return ctx.grpcMessage;
+        return ctx.root?.grpcMessage ?? EMPTY;
       case BufferType.VmConfiguration:
       case BufferType.PluginConfiguration:
         return ctx.configBufferType === type ? ctx.configBuffer : undefined;
@@ -776,9 +784,10 @@ export class WasmVm {
         vm.hostCalls++;
         const ctx = vm.ctx('proxy_get_header_map_pairs');
         if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-        const m = vm.readMap(ctx, type);
-        if (typeof m === 'number') return m;
-        return vm.copyOut(m.encode(), ptrPtr, sizePtr);
+        // Envoy's getHeaderMapPairs is `headerMapToPairs(getConstMap(type))`, Ok whatever the
+        // phase: a map that is not available now reads as an empty map.
+        const m = vm.mapFor(ctx, type, false);
+        return vm.copyOut(m === undefined ? EMPTY : m.encode(), ptrPtr, sizePtr);
       },
       proxy_set_header_map_pairs(type: number, ptr: number, size: number): number {
         vm.hostCalls++;
@@ -816,8 +825,10 @@ export class WasmVm {
         vm.hostCalls++;
         const ctx = vm.ctx('proxy_get_header_map_size');
         if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-        const m = vm.readMap(ctx, type);
-        if (typeof m === 'number') return m;
+        // Envoy's getHeaderMapSize looks the map up with the mutable getMap, which knows only the
+        // request/response maps: callout maps (4–7) and on_log's maps answer BadArgument.
+        const m = vm.mapFor(ctx, type, true);
+        if (m === undefined) return R.BadArgument;
         return vm.setU32(sizePtr, m.byteSize()) ? R.Ok : R.InvalidMemoryAccess;
       },
 
