@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { stringify } from 'yaml';
 import { booleanOption, stringOption, stringsOption, type Command, type CommandContext } from '../../common/cli.js';
 import { EnvextError, UsageError, errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -253,11 +252,12 @@ export const serveCommand: Command = {
           throw new EnvextError('SERVE_CONFIG_NOT_FOUND', `--config ${p}: no such file or directory`, {
             hint: 'pass a directory of YAML resources',
           });
-      source = new FileSource({ paths, log: log.child({ component: 'provider-file' }) });
       const statusFile = stringOption(ctx, 'status-file');
-      statusSink = (statuses) => {
+      const files = new FileSource({ paths, logger: log, ...(statusFile === undefined ? {} : { statusFile }) });
+      source = files;
+      statusSink = async (statuses) => {
         printStatuses(ctx.stdout, statuses, printed);
-        if (statusFile !== undefined) writeFileSync(statusFile, stringify(statuses));
+        await files.writeStatusFile(statuses);
       };
     } else {
       const kc = new k8s.KubeConfig();

@@ -166,7 +166,7 @@ describe('envext serve end to end', () => {
       log: quiet,
     });
     cp = new ControlPlane({
-      source: new FileSource({ paths: [join(dir, 'config.yaml')], debounceMs: 50, log: quiet }),
+      source: new FileSource({ paths: [join(dir, 'config.yaml')], debounceMs: 50, logger: quiet }),
       wasmCache,
       moduleServer: new ModuleServer({ cache: wasmCache, port: 0, log: quiet }),
       xdsAddress: '127.0.0.1:0',
@@ -289,5 +289,20 @@ describe('envext serve end to end', () => {
     await c.until(() => c.acked.get(ROUTE_TYPE) !== before, 10_000, 'a new route version');
     expect(Number(c.acked.get(ROUTE_TYPE))).toBeGreaterThan(Number(before));
     expect(JSON.stringify([...c.state.get(ROUTE_TYPE)!.values()])).toContain('/v2');
+  });
+
+  it('keeps serving the last good content of a file with a YAML error, then takes the fixed file', async () => {
+    const c = new AdsClient({ address: xdsAddress, nodeId: 'envoy-3', cluster: 'default/grpc', mode: 'sotw' });
+    clients.push(c);
+    await c.untilVersion(cp.cache.get('default/grpc')!.version, [ROUTE_TYPE]);
+    const good = gatewayYaml(echoPort, originUrl, moduleSha, '/v3');
+    // A half-saved edit: the YAML breaks part way through.
+    writeFileSync(join(dir, 'config.yaml'), `${good.slice(0, Math.floor(good.length / 2))}\n  bad: [unclosed\n`);
+    await new Promise((r) => setTimeout(r, 400)); // debounce (50 ms) and a translation
+    expect(cp.cache.groupNames()).toEqual(['default/ext', 'default/grpc']);
+    expect(JSON.stringify([...c.state.get(ROUTE_TYPE)!.values()])).toContain('/v2');
+    writeFileSync(join(dir, 'config.yaml'), good);
+    await c.until(() => JSON.stringify([...c.state.get(ROUTE_TYPE)!.values()]).includes('/v3'), 10_000, '/v3');
+    expect(cp.cache.groupNames()).toEqual(['default/ext', 'default/grpc']);
   });
 });

@@ -221,6 +221,11 @@ export class FileProvider {
       this.log.info('status', { resource: id, summary: summarize(s) });
       this.log.debug('status detail', { resource: id, status: JSON.stringify(s.status) });
     }
+    await this.writeStatusFile(statuses);
+  }
+
+  /** Writes the statuses as YAML to the status file (atomically: temp file + rename), if one is configured. */
+  async writeStatusFile(statuses: readonly ResourceStatus[]): Promise<void> {
     const file = this.options.statusFile;
     if (file === undefined) return;
     const tmp = `${file}.${process.pid}.tmp`;
