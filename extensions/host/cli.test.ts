@@ -139,6 +139,13 @@ describe('envext wasm run', () => {
     );
     const d = JSON.parse(deny.out) as RunJson;
     expect(d.request.forwarded).toBe(false);
+    // As in Envoy, the reply goes through the response callbacks and the request body that
+    // follows it never reaches the filter (no request_body action).
+    expect(d.actions.map((x) => `${x.phase}:${x.name}`)).toEqual([
+      'request_headers:StopAllIterationAndWatermark',
+      'response_headers:Continue',
+      'response_body:Continue',
+    ]);
     expect(d.localReply).toMatchObject({ statusCode: 403, details: 'denied', body: 'go away' });
     expect(d.response?.headers).toEqual([
       [':status', '403'],
