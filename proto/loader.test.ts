@@ -112,6 +112,28 @@ describe('proto loader', () => {
     );
   });
 
+  it('spells google.protobuf.Value fields as the .proto does, like every other field', () => {
+    const struct = {
+      fields: {
+        s: { string_value: 'x' },
+        n: { number_value: 1.5 },
+        b: { bool_value: true },
+        l: { list_value: { values: [{ null_value: 'NULL_VALUE' }] } },
+        o: { struct_value: { fields: { k: { string_value: 'v' } } } },
+      },
+    };
+    const bytes = encode('google.protobuf.Struct', struct);
+    expect(decode('google.protobuf.Struct', bytes)).toEqual(struct);
+    expect(() => encode('google.protobuf.Struct', { fields: { s: { stringValue: 'x' } } })).toThrow(
+      /unknown field "stringValue"/,
+    );
+    // The oneof names the set member with the new spelling on decoded message instances too.
+    const decoded = messageType('google.protobuf.Value').decode(encode('google.protobuf.Value', { bool_value: true }));
+    expect((decoded as unknown as { kind: string }).kind).toBe('bool_value');
+    // The wire format is the standard one: field 3 (string_value), length-delimited.
+    expect(Buffer.from(encode('google.protobuf.Value', { string_value: 'x' }))).toEqual(Buffer.from([0x1a, 1, 0x78]));
+  });
+
   it('builds grpc-js service definitions for ADS', () => {
     const def = serviceDefinition('envoy.service.discovery.v3.AggregatedDiscoveryService');
     const sotw = def['StreamAggregatedResources'];

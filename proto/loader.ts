@@ -116,9 +116,34 @@ export function protoRoot(extraFiles: readonly string[] = []): protobuf.Root {
   return root;
 }
 
+/**
+ * protobufjs serves `google/protobuf/struct.proto` from a bundled JSON descriptor whose `Value`
+ * fields are camelCase (`stringValue`), unlike every other field here (`keepCase`). Rename them
+ * in this Root to the .proto spelling (`string_value`), so a `Struct` is written the same way as
+ * everything else. Field numbers are unchanged, so the wire format is too.
+ */
+function snakeCaseStructValue(r: protobuf.Root): void {
+  const value = r.lookup('google.protobuf.Value');
+  if (!(value instanceof protobuf.Type)) return;
+  const kind = value.oneofs?.['kind'];
+  for (const field of [...value.fieldsArray]) {
+    const snake = field.name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if (snake === field.name) continue;
+    kind?.remove(field);
+    value.remove(field);
+    const renamed = new protobuf.Field(snake, field.id, field.type, field.options);
+    value.add(renamed);
+    kind?.add(renamed);
+  }
+  // The message class may already exist, with a `kind` oneof getter that knows only the old
+  // names; a new class picks up the renamed fields.
+  value.ctor = protobuf.Type.generateConstructor(value)() as protobuf.Constructor<object>;
+}
+
 function loadInto(r: protobuf.Root, files: readonly string[]): void {
   try {
     r.loadSync(files.map(resolveImport), { keepCase: true });
+    snakeCaseStructValue(r);
     r.resolveAll();
   } catch (e: unknown) {
     throw new ProtoError('PROTO_LOAD_FAILED', `cannot load protos: ${e instanceof Error ? e.message : String(e)}`, {

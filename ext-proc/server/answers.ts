@@ -471,7 +471,7 @@ function common_(phase: Phase, d: CommonDecision, answer: Record<string, unknown
       if (typeof v !== 'object' || v === null || Array.isArray(v)) {
         throw new StructError(`dynamicMetadata.${ns}: each namespace must map to an object`);
       }
-      fields[ns] = { structValue: toWireStruct(v, `dynamicMetadata.${ns}`) };
+      fields[ns] = { struct_value: toWireStruct(v, `dynamicMetadata.${ns}`) };
     }
   } catch (e: unknown) {
     if (e instanceof StructError) throw new InvalidDecisionError(phase, 'dynamicMetadata', e.message);

@@ -59,12 +59,12 @@ export interface WireStruct {
 }
 export interface WireValue {
   readonly kind?: string;
-  readonly nullValue?: number;
-  readonly numberValue?: number;
-  readonly stringValue?: string;
-  readonly boolValue?: boolean;
-  readonly structValue?: WireStruct;
-  readonly listValue?: { readonly values?: readonly WireValue[] };
+  readonly null_value?: number;
+  readonly number_value?: number;
+  readonly string_value?: string;
+  readonly bool_value?: boolean;
+  readonly struct_value?: WireStruct;
+  readonly list_value?: { readonly values?: readonly WireValue[] };
 }
 
 /** Sentinel the deserializer returns for a message over the configured limit. */
@@ -153,20 +153,20 @@ export function toWireStruct(obj: StructObject, path: string): { fields: Record<
 }
 
 function toWireValue(v: StructValue | undefined, path: string): object {
-  if (v === null) return { nullValue: 0 };
+  if (v === null) return { null_value: 0 };
   switch (typeof v) {
     case 'string':
-      return { stringValue: v };
+      return { string_value: v };
     case 'boolean':
-      return { boolValue: v };
+      return { bool_value: v };
     case 'number':
       if (!Number.isFinite(v)) throw new StructError(`${path}: ${v} is not a finite number`);
-      return { numberValue: v };
+      return { number_value: v };
     case 'object':
       if (Array.isArray(v)) {
-        return { listValue: { values: (v as readonly StructValue[]).map((x, i) => toWireValue(x, `${path}[${i}]`)) } };
+        return { list_value: { values: (v as readonly StructValue[]).map((x, i) => toWireValue(x, `${path}[${i}]`)) } };
       }
-      return { structValue: toWireStruct(v as StructObject, path) };
+      return { struct_value: toWireStruct(v as StructObject, path) };
     default:
       throw new StructError(`${path}: ${typeof v} cannot be stored in a google.protobuf.Struct`);
   }
@@ -184,16 +184,16 @@ export function fromWireStruct(s: WireStruct | undefined): Record<string, Struct
 function fromWireValue(v: WireValue | undefined): StructValue {
   if (v === undefined) return null;
   switch (v.kind) {
-    case 'numberValue':
-      return v.numberValue ?? 0;
-    case 'stringValue':
-      return v.stringValue ?? '';
-    case 'boolValue':
-      return v.boolValue ?? false;
-    case 'structValue':
-      return fromWireStruct(v.structValue);
-    case 'listValue':
-      return (v.listValue?.values ?? []).map(fromWireValue);
+    case 'number_value':
+      return v.number_value ?? 0;
+    case 'string_value':
+      return v.string_value ?? '';
+    case 'bool_value':
+      return v.bool_value ?? false;
+    case 'struct_value':
+      return fromWireStruct(v.struct_value);
+    case 'list_value':
+      return (v.list_value?.values ?? []).map(fromWireValue);
     default:
       return null;
   }

@@ -769,12 +769,12 @@ function toStruct(obj: Record<string, StructValue>): ProtoObject {
 }
 
 function toValue(v: StructValue): ProtoObject {
-  if (v === null) return { nullValue: 'NULL_VALUE' };
-  if (typeof v === 'string') return { stringValue: v };
-  if (typeof v === 'number') return { numberValue: v };
-  if (typeof v === 'boolean') return { boolValue: v };
-  if (Array.isArray(v)) return { listValue: { values: (v as StructValue[]).map(toValue) } };
-  return { structValue: toStruct(v as Record<string, StructValue>) };
+  if (v === null) return { null_value: 'NULL_VALUE' };
+  if (typeof v === 'string') return { string_value: v };
+  if (typeof v === 'number') return { number_value: v };
+  if (typeof v === 'boolean') return { bool_value: v };
+  if (Array.isArray(v)) return { list_value: { values: (v as StructValue[]).map(toValue) } };
+  return { struct_value: toStruct(v as Record<string, StructValue>) };
 }
 
 function fromStruct(s: { fields?: Record<string, unknown> }): Record<string, StructValue> {
@@ -784,11 +784,11 @@ function fromStruct(s: { fields?: Record<string, unknown> }): Record<string, Str
 }
 
 function fromValue(v: ProtoObject): StructValue {
-  if ('stringValue' in v) return v['stringValue'] as string;
-  if ('numberValue' in v) return v['numberValue'] as number;
-  if ('boolValue' in v) return v['boolValue'] as boolean;
-  if ('structValue' in v) return fromStruct(v['structValue'] as { fields?: Record<string, unknown> });
-  if ('listValue' in v)
-    return (((v['listValue'] as ProtoObject)['values'] as ProtoObject[] | undefined) ?? []).map(fromValue);
+  if ('string_value' in v) return v['string_value'] as string;
+  if ('number_value' in v) return v['number_value'] as number;
+  if ('bool_value' in v) return v['bool_value'] as boolean;
+  if ('struct_value' in v) return fromStruct(v['struct_value'] as { fields?: Record<string, unknown> });
+  if ('list_value' in v)
+    return (((v['list_value'] as ProtoObject)['values'] as ProtoObject[] | undefined) ?? []).map(fromValue);
   return null;
 }
