@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DataStatus, HeadersStatus, TrailersStatus } from './abi.js';
+import { DataStatus, HeadersStatus, TrailersStatus, WasmResult } from './abi.js';
 import { HostEmulator, type EmulatorOptions } from './emulator.js';
 import { encodePairList } from './pairs.js';
 import { proxyModule } from './testdata/wat-module.js';
@@ -412,6 +412,7 @@ describe('local replies: stream callbacks in Envoy order', () => {
     (global $when (mut i32) (i32.const 0))
     (global $stream (mut i32) (i32.const 0))
     (func (export "set") (param $w i32) (result i32) (global.set $when (local.get $w)) (i32.const 0))
+    (func (export "switch") (result i32) (call $proxy_set_effective_context (global.get $stream)))
     (func $reply (drop (call $proxy_send_local_response (i32.const 403) (i32.const 1024) (i32.const 6)
       (i32.const 1032) (i32.const 7) (i32.const 0) (i32.const 0) (i32.const -1))))
     (func (export "proxy_on_request_headers") (param $c i32) (param i32 i32) (result i32)
@@ -501,7 +502,8 @@ describe('local replies: stream callbacks in Envoy order', () => {
     },
   ])('$name', async ({ when, drive, actions, trace, response, closed }) => {
     const host = await emulator(module);
-    host.callExport('set', host.startPlugin(), when);
+    const root = host.startPlugin();
+    host.callExport('set', root, when);
     const id = host.initializeHttpContext();
     drive(host, id);
     expect(host.httpStreamActions(id).map((a) => `${a.phase} ${a.name}`)).toEqual(actions);
@@ -509,12 +511,17 @@ describe('local replies: stream callbacks in Envoy order', () => {
     expect(Buffer.from(host.forwardedResponseBody(id)).toString()).toBe(response.body);
     if (closed === undefined) expect(host.streamClosed(id)).toBeUndefined();
     else expect(host.streamClosed(id)).toMatch(closed);
-    host.completeHttpContext(id);
-    // Guest callbacks as Envoy makes them; the stream ends with on_log, on_done, on_delete.
-    const calls = host
-      .callTrace()
-      .map((t) => t.callback.replace(/^proxy_on_/, ''))
-      .filter((c) => !['context_create', 'vm_start', 'configure', 'set'].includes(c));
-    expect(calls).toEqual([...trace, 'log', 'done', 'delete']);
+    // Guest callbacks as Envoy makes them. The reply completed (or reset) the response, so the
+    // stream has already ended with on_log, on_done, on_delete (doEndStream), before the client
+    // finished: a callout answered now could no longer switch to it.
+    const calls = (): string[] =>
+      host
+        .callTrace()
+        .map((t) => t.callback.replace(/^proxy_on_/, ''))
+        .filter((c) => !['context_create', 'vm_start', 'configure', 'set', 'switch'].includes(c));
+    expect(calls()).toEqual([...trace, 'log', 'done', 'delete']);
+    expect(host.callExport('switch', root)).toBe(WasmResult.BadArgument);
+    host.completeHttpContext(id); // nothing left to call
+    expect(calls()).toEqual([...trace, 'log', 'done', 'delete']);
   });
 });

@@ -687,13 +687,13 @@ export class HostEmulator {
    */
   callOnRequestBody(id: number, body: Uint8Array | string, endOfStream: boolean): DataStatus {
     const s = this.stream(id, 'callOnRequestBody');
-    if (s.requestDone && !this.gone(s)) return DataStatus.StopIterationNoBuffer;
+    if (s.requestDone) return DataStatus.StopIterationNoBuffer;
     return this.bodyPhase(s, 'request', utf8(body), endOfStream);
   }
 
   callOnResponseBody(id: number, body: Uint8Array | string, endOfStream: boolean): DataStatus {
     const s = this.stream(id, 'callOnResponseBody');
-    if (s.localReplyApplied && !this.gone(s)) return DataStatus.StopIterationNoBuffer;
+    if (s.localReplyApplied) return DataStatus.StopIterationNoBuffer;
     return this.bodyPhase(s, 'response', utf8(body), endOfStream);
   }
 
@@ -780,13 +780,13 @@ export class HostEmulator {
   /** Dropped after a local reply, like request data (see `callOnRequestBody`). */
   callOnRequestTrailers(id: number, trailers: HeaderInput): TrailersStatus {
     const s = this.stream(id, 'callOnRequestTrailers');
-    if (s.requestDone && !this.gone(s)) return TrailersStatus.StopIteration;
+    if (s.requestDone) return TrailersStatus.StopIteration;
     return this.trailersPhase(s, 'request', trailers);
   }
 
   callOnResponseTrailers(id: number, trailers: HeaderInput): TrailersStatus {
     const s = this.stream(id, 'callOnResponseTrailers');
-    if (s.localReplyApplied && !this.gone(s)) return TrailersStatus.StopIteration;
+    if (s.localReplyApplied) return TrailersStatus.StopIteration;
     return this.trailersPhase(s, 'response', trailers);
   }
 
@@ -841,7 +841,15 @@ export class HostEmulator {
    */
   completeHttpContext(id: number): void {
     const s = this.stream(id, 'completeHttpContext');
+    // A local reply may have ended the stream already (see endAfterLocalReply).
+    if (!s.completed) this.endHttpStream(s);
+    this.retire(id);
+  }
+
+  /** on_log, on_done, on_delete and the context's removal; the stream stays inspectable. */
+  private endHttpStream(s: Stream): void {
     const { vm, ctx } = s;
+    const id = ctx.id;
     s.completed = true;
     ctx.requestHeadersOpen = ctx.responseHeadersOpen = false;
     ctx.requestBodyOpen = ctx.responseBodyOpen = false;
@@ -854,7 +862,19 @@ export class HostEmulator {
       this.call(vm, 'proxy_on_delete', ctx, vm.fnDelete, id);
     }
     vm.removeContext(ctx);
-    this.retire(id);
+  }
+
+  /**
+   * Envoy ends the stream as soon as a local reply has completed the response (or reset it):
+   * FilterManager::maybeEndEncode → endStream → ConnectionManagerImpl::doEndStream resets an
+   * incomplete request and destroys the stream, so on_log, on_done and on_delete run then, not
+   * when the client would have finished sending.
+   */
+  private endAfterLocalReply(s: Stream): void {
+    if (!s.localReplyApplied || s.completed) return;
+    const complete =
+      s.responseHeadersSent && !s.responseStopped && !s.responseBuffering && s.pendingResponse === undefined;
+    if (complete || s.ctx.closed !== undefined) this.endHttpStream(s);
   }
 
   // ---------------------------------------------------------------- deferred stream effects
@@ -908,6 +928,8 @@ export class HostEmulator {
       this.deliverBody(s, req ? 'request' : 'response', pending.data, pending.eos);
       if (pending.trailers !== undefined) this.trailersPhase(s, req ? 'request' : 'response', pending.trailers);
     }
+    // A local reply the filter had stopped is complete now.
+    if (!req) this.endAfterLocalReply(s);
   }
 
   private onClose(ctx: Context, type: StreamType): void {
@@ -951,6 +973,7 @@ export class HostEmulator {
     // started goes through the filter chain (sendLocalReplyViaFilterChain).
     if (s.responseHeadersSent) {
       s.ctx.closed ??= `stream reset: local reply ${lr.statusCode} (${lr.details}) after response headers were sent`;
+      this.endAfterLocalReply(s);
       return;
     }
     const direct = s.responseStarted;
@@ -980,11 +1003,13 @@ export class HostEmulator {
       s.ctx.responseTrailers = undefined;
       if (body.length > 0) s.forwardedResponse.push(body);
       s.responseHeadersSent = true;
+      this.endAfterLocalReply(s);
       return;
     }
     this.headersPhase(s, 'response', headers, body.length === 0);
     if (body.length > 0) this.bodyPhase(s, 'response', body, true);
     if (s.ctx.responseHeaders === undefined) s.ctx.responseHeaders = headers;
+    this.endAfterLocalReply(s);
   }
 
   // ================================================================ TCP streams
