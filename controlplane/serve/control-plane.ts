@@ -9,7 +9,8 @@
  *
  * Snapshots are processed one at a time, latest wins (Envoy Gateway's coalescing): a burst of
  * changes during a translation makes exactly one more translation. A translation that throws
- * publishes nothing, so Envoy keeps the last good config (as Envoy Gateway).
+ * publishes nothing, so Envoy keeps the last good config (as Envoy Gateway). Translation keeps a
+ * TranslationCache, so a one-route change re-translates that route only.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +20,7 @@ import { rootLogger, type Logger } from '../../common/log.js';
 import type { ProtoObject } from '../../proto/index.js';
 import { wasmModuleRequests } from '../gatewayapi/envoy-extension-policy.js';
 import type { ResourceStatus } from '../gatewayapi/status.js';
-import { translateGatewayApi, type TranslateResult } from '../gatewayapi/translate.js';
+import { TranslationCache, translateGatewayApi, type TranslateResult } from '../gatewayapi/translate.js';
 import { resolveWasmModules } from '../gatewayapi/wasm-modules.js';
 import type { ResourceSnapshot } from '../provider/snapshot.js';
 import type { WasmModuleCache } from '../wasm-cache/module-cache.js';
@@ -80,6 +81,11 @@ export class ControlPlane {
   private purgeTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private idleWaiters: (() => void)[] = [];
+  /**
+   * Part 1's memo across translations: routes and policies whose objects did not change (the
+   * providers keep their identity) are not translated again, so a one-route change costs little.
+   */
+  private readonly translationCache = new TranslationCache();
   /** The last successful translation. */
   last: TranslateResult | undefined;
 
@@ -167,6 +173,7 @@ export class ControlPlane {
       const wasmModules = await resolveWasmModules(requests, this.options.wasmCache);
       const result = translateGatewayApi(snapshot, {
         wasmModules,
+        cache: this.translationCache,
         ...(this.options.controllerName === undefined ? {} : { controllerName: this.options.controllerName }),
         ...(this.options.controllerNamespace === undefined
           ? {}

@@ -108,7 +108,11 @@ describe('envext serve --provider kubernetes', () => {
       'Gateway status',
     );
     expect(api.get('Lease', 'envext-system', 'envext-serve')?.spec).toMatchObject({ leaseDurationSeconds: 15 });
-    expect(JSON.stringify(api.get('HTTPRoute', 'default', 'web')?.status)).toContain('"reason":"Accepted"');
+    // Statuses are written one after another: wait for the route's rather than assume its order.
+    await until(
+      () => JSON.stringify(api.get('HTTPRoute', 'default', 'web')?.status ?? {}).includes('"reason":"Accepted"'),
+      'HTTPRoute status',
+    );
     const puts = (): number => api.requests.filter((r) => r.method === 'PUT' && r.path.endsWith('/status')).length;
     // Every status of the first translation is written (the Backend's comes last), then quiet.
     await until(() => api.get('Backend', 'default', 'app')?.status !== undefined, 'Backend status');

@@ -1,13 +1,16 @@
 /**
  * `envext serve` convergence and memory (issue 8).
  *
- * One Gateway with N HTTPRoutes over 5 hostnames (Envoy Gateway's scale test shape), the real
- * pipeline (snapshot → translateGatewayApi → translateXds → SnapshotCache → ADS), and 50 delta
- * ADS clients in a second process (serve-clients.ts) behaving like Envoy on the wire.
+ * One Gateway with N HTTPRoutes over 5 hostnames (Envoy Gateway's scale test shape) in a YAML
+ * file, the pipeline of `envext serve --provider file` (FileProvider read → translateGatewayApi
+ * with serve's TranslationCache → translateXds → SnapshotCache → ADS), and 50 delta ADS clients
+ * in a second process (serve-clients.ts) behaving like Envoy on the wire.
  *
- * - convergence: change one route among N, time until all 50 clients have ACKed the new
- *   RouteConfiguration version (median of 5 changes). Baseline in the same run: the same change
- *   translated and published with no client waiting (the control plane's own share).
+ * - convergence: rewrite the routes file with one route changed, time from the provider's read
+ *   (the watch's 200 ms debounce is not included) until all 50 clients have ACKed the new
+ *   RouteConfiguration version (median of 5 changes). Baselines in the same run: the same change
+ *   read, translated and published with no client waiting (the control plane's own share), and
+ *   the same read + translation without the TranslationCache (what serve did before).
  * - memory: RSS of the control-plane process (after GC) with N routes and 50 clients, and the
  *   same process's RSS before anything was loaded (Node's own baseline).
  *
@@ -16,11 +19,15 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { stringify } from 'yaml';
 import { createLogger } from '../../common/log.js';
-import { translateGatewayApi } from '../../controlplane/gatewayapi/translate.js';
+import { TranslationCache, translateGatewayApi } from '../../controlplane/gatewayapi/translate.js';
 import { ResolvedWasmModules } from '../../controlplane/gatewayapi/wasm-modules.js';
-import { snapshotOf } from '../../controlplane/provider/snapshot.js';
+import { FileProvider } from '../../controlplane/provider/file/provider.js';
+import type { ResourceSnapshot } from '../../controlplane/provider/snapshot.js';
 import { AdsServer } from '../../controlplane/xds/server/ads-server.js';
 import { SnapshotCache } from '../../controlplane/xds/server/cache.js';
 import { loadXdsProtos, translateXds } from '../../controlplane/xds/translator/translate.js';
@@ -73,8 +80,17 @@ function objects(n: number, changed = -1, generation = 0): unknown[] {
   return out;
 }
 
-function publish(cache: SnapshotCache, objs: unknown[]): string {
-  const result = translateGatewayApi(snapshotOf(objs), { wasmModules: new ResolvedWasmModules() });
+/** Writes the routes file (one YAML document per object), as a user editing it would. */
+function writeConfig(file: string, objs: unknown[]): void {
+  writeFileSync(file, objs.map((o) => stringify(o)).join('---\n'));
+}
+
+/** What ControlPlane.process does after the provider's read (no Wasm in this config). */
+function publish(cache: SnapshotCache, snapshot: ResourceSnapshot, translations?: TranslationCache): string {
+  const result = translateGatewayApi(snapshot, {
+    wasmModules: new ResolvedWasmModules(),
+    ...(translations === undefined ? {} : { cache: translations }),
+  });
   let version = '';
   for (const [group, ir] of result.ir) {
     const xds = translateXds(ir);
@@ -108,7 +124,13 @@ async function measureSize(n: number): Promise<void> {
   const cache = new SnapshotCache();
   const server = new AdsServer({ cache, log: createLogger({ level: 'silent' }) });
   const port = await server.listen('127.0.0.1:0');
-  let version = publish(cache, objects(n));
+  const dir = mkdtempSync(join(tmpdir(), 'envext-bench-serve-'));
+  const file = join(dir, 'config.yaml');
+  const logger = createLogger({ level: 'silent' });
+  const provider = new FileProvider({ paths: [dir], logger });
+  const translations = new TranslationCache();
+  writeConfig(file, objects(n));
+  let version = publish(cache, (await provider.load()).snapshot, translations);
 
   const clients = spawn(
     process.execPath,
@@ -139,15 +161,32 @@ async function measureSize(n: number): Promise<void> {
 
   const converge: number[] = [];
   const alone: number[] = [];
+  const reads: number[] = [];
   for (let k = 1; k <= 5; k++) {
-    const objs = objects(n, k * 7, k);
+    writeConfig(file, objects(n, k * 7, k));
     const t0 = performance.now();
-    version = publish(cache, objs);
+    const { snapshot } = await provider.load();
+    const read = performance.now();
+    version = publish(cache, snapshot, translations);
     const published = performance.now();
     await until(() => allAcked(version), 60_000, `version ${version}`);
     converge.push(performance.now() - t0);
     alone.push(published - t0);
+    reads.push(read - t0);
   }
+  // Baseline: the same one-route change read and translated without the TranslationCache (a
+  // provider of its own, so the served one's state is untouched; nothing is published).
+  const uncached: number[] = [];
+  const other = new FileProvider({ paths: [dir], logger });
+  await other.load();
+  for (let k = 6; k <= 10; k++) {
+    writeConfig(file, objects(n, k * 7, k));
+    const t0 = performance.now();
+    const result = translateGatewayApi((await other.load()).snapshot, { wasmModules: new ResolvedWasmModules() });
+    for (const ir of result.ir.values()) translateXds(ir);
+    uncached.push(performance.now() - t0);
+  }
+  rmSync(dir, { recursive: true, force: true });
   const rssWithClients = rssMiB();
   const mem = process.memoryUsage();
   const heapMiB = round(mem.heapUsed / 1024 / 1024, 1);
@@ -162,6 +201,8 @@ async function measureSize(n: number): Promise<void> {
       convergenceMs: round(median(converge)),
       convergenceMsAll: converge.map((x) => round(x, 1)),
       baselineTranslateAndPublishMs: round(median(alone)),
+      readMs: round(median(reads)),
+      baselineNoTranslationCacheMs: round(median(uncached)),
       rssMiB: rssWithClients,
       heapUsedMiB: heapMiB,
       heapTotalMiB,
@@ -196,6 +237,10 @@ if (process.argv[2] === '--size') {
     convergence5000RoutesMs: large.convergenceMs,
     baselinePublishNoClients1000Ms: small.baselineTranslateAndPublishMs,
     baselinePublishNoClients5000Ms: large.baselineTranslateAndPublishMs,
+    fileRead1000Ms: small.readMs,
+    fileRead5000Ms: large.readMs,
+    baselineNoTranslationCache1000Ms: small.baselineNoTranslationCacheMs,
+    baselineNoTranslationCache5000Ms: large.baselineNoTranslationCacheMs,
     rss1000RoutesMiB: small.rssMiB,
     rss5000RoutesMiB: large.rssMiB,
     heapUsed1000RoutesMiB: small.heapUsedMiB,

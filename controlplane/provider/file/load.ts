@@ -12,6 +12,7 @@ import { glob } from 'tinyglobby';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { EnvextError, type Problem } from '../../../common/errors.js';
 import type { ValidateOptions } from '../../api/schema.js';
+import { parseResource, type ParsedResource } from '../../api/validate.js';
 import type { ResourceKind } from '../../api/types.js';
 import { SnapshotBuilder, type ResourceSnapshot } from '../snapshot.js';
 
@@ -239,13 +240,58 @@ function parseJson(text: string, file: string): LoadResult {
   return parseYaml(text, file);
 }
 
-/** Builds a snapshot from loaded objects; validation problems end up in `snapshot.rejected`. */
+/**
+ * Validated resources kept across reads by a provider, so that an object that did not change
+ * gives the same resource object again and a TranslationCache (keyed by object identity) reuses
+ * its translation. An object is found by identity (a file whose text did not change keeps its
+ * objects) or by content (another object of an edited file, even if its line moved). Only what
+ * the last read used is kept. Use one memo with one set of ValidateOptions.
+ */
+export class ValidationMemo {
+  private byObject = new WeakMap<SourcedObject, { readonly key: string; readonly parsed: ParsedResource }>();
+  private byContent = new Map<string, ParsedResource>();
+  private next = new Map<string, ParsedResource>();
+
+  parse(o: SourcedObject, options: ValidateOptions): ParsedResource {
+    const known = this.byObject.get(o);
+    if (known !== undefined) {
+      this.next.set(known.key, known.parsed);
+      return known.parsed;
+    }
+    const key = `${o.defaultKind ?? ''}\0${JSON.stringify(o.value) ?? ''}`;
+    const parsed =
+      this.byContent.get(key) ??
+      this.next.get(key) ??
+      parseResource(o.value, o.source, o.defaultKind, 'default', options);
+    this.byObject.set(o, { key, parsed });
+    this.next.set(key, parsed);
+    return parsed;
+  }
+
+  /** Ends a read: content seen in it is what the next read can reuse. */
+  endRead(): void {
+    this.byContent = this.next;
+    this.next = new Map();
+  }
+}
+
+/**
+ * Builds a snapshot from loaded objects; validation problems end up in `snapshot.rejected`.
+ * With a `memo`, unchanged objects give the same resource objects as in the previous read.
+ */
 export function snapshotFromObjects(
   objects: readonly SourcedObject[],
   revision = 0,
   options: ValidateOptions = {},
+  memo?: ValidationMemo,
 ): { snapshot: ResourceSnapshot; duplicates: string[] } {
   const b = new SnapshotBuilder(options);
-  for (const o of objects) b.add(o.value, o.source, o.defaultKind);
+  for (const o of objects) {
+    const parsed = memo?.parse(o, options);
+    // Rejected objects go through the builder again (it records them with their source); they are rare.
+    if (parsed?.ok === true) b.put(parsed.kind, parsed.resource, o.source);
+    else b.add(o.value, o.source, o.defaultKind);
+  }
+  memo?.endRead();
   return { snapshot: b.build(revision), duplicates: b.duplicates };
 }

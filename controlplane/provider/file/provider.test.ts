@@ -156,6 +156,28 @@ describe('FileProvider', () => {
     ]);
   });
 
+  it('keeps the resource objects of unchanged resources across reads (for the TranslationCache)', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a.yaml'), gateway('a'));
+    writeFileSync(join(dir, 'b.yaml'), gateway('b'));
+    const provider = new FileProvider({ paths: [dir], logger: silent });
+    const first = (await provider.load()).snapshot.resources.Gateway;
+    writeFileSync(join(dir, 'b.yaml'), gateway('b').replace('port: 80', 'port: 8080'));
+    const second = (await provider.load()).snapshot.resources.Gateway;
+    expect(second.get('default/a')).toBe(first.get('default/a'));
+    expect(second.get('default/b')).not.toBe(first.get('default/b'));
+    expect(second.get('default/b')?.spec.listeners[0]?.port).toBe(8080);
+    // One object edited in a multi-document file: the others keep their objects, even moved down a line.
+    writeFileSync(join(dir, 'a.yaml'), `# edited\n${gateway('a')}---\n${gateway('c')}`);
+    const third = (await provider.load()).snapshot.resources.Gateway;
+    expect(third.get('default/a')).toBe(first.get('default/a'));
+    expect(third.get('default/b')).toBe(second.get('default/b'));
+    writeFileSync(join(dir, 'a.yaml'), `${gateway('a').replace('port: 80', 'port: 81')}---\n${gateway('c')}`);
+    const fourth = (await provider.load()).snapshot.resources.Gateway;
+    expect(fourth.get('default/a')).not.toBe(third.get('default/a'));
+    expect(fourth.get('default/c')).toBe(third.get('default/c'));
+  });
+
   it('fails clearly on a path that does not exist', async () => {
     const provider = new FileProvider({ paths: [join(tempDir(), 'nope')], logger: silent });
     await expect(provider.load()).rejects.toMatchObject({ code: 'CONTROLPLANE_INPUT_NOT_FOUND' });

@@ -19,7 +19,7 @@ import { errorMessage, type Problem } from '../../../common/errors.js';
 import { rootLogger, type Logger } from '../../../common/log.js';
 import type { ResourceStatus } from '../../gatewayapi/status.js';
 import type { ResourceSnapshot } from '../snapshot.js';
-import { parseYaml, snapshotFromObjects, yamlFiles, type SourcedObject } from './load.js';
+import { ValidationMemo, parseYaml, snapshotFromObjects, yamlFiles, type SourcedObject } from './load.js';
 
 export interface FileProviderOptions {
   /** Files and directories to read (directories recursively). */
@@ -48,6 +48,8 @@ export class FileProvider {
   private readonly log: Logger;
   private readonly files = new Map<string, FileState>();
   private readonly watchers = new Map<string, FSWatcher>();
+  /** Validated resources of unchanged objects, so they keep their identity across reads (TranslationCache). */
+  private readonly validated = new ValidationMemo();
   private revision = 0;
   private lastDigest = '';
   private timer: NodeJS.Timeout | undefined;
@@ -92,7 +94,7 @@ export class FileProvider {
     }
     for (const f of [...this.files.keys()]) if (!seen.has(f)) this.files.delete(f);
     const objects = [...this.files.keys()].sort().flatMap((f) => this.files.get(f)?.objects ?? []);
-    const { snapshot, duplicates } = snapshotFromObjects(objects, ++this.revision);
+    const { snapshot, duplicates } = snapshotFromObjects(objects, ++this.revision, {}, this.validated);
     for (const d of duplicates)
       this.log.warn('resource defined more than once; the last definition wins', { resource: d });
     for (const p of problems) this.log.error('cannot read YAML', { where: p.resource, problem: p.message });
