@@ -117,7 +117,12 @@ export class FileProvider {
       const update = await this.load();
       const digest = [...this.files.values()].map((f) => f.hash).join(',');
       if (digest === this.lastDigest && this.revision > 1) return; // nothing changed (e.g. touch)
+      const first = this.lastDigest === '';
       this.lastDigest = digest;
+      this.log.info(first ? 'configuration loaded' : 'configuration changed', {
+        files: this.files.size,
+        revision: update.snapshot.revision,
+      });
       try {
         await onSnapshot(update);
       } catch (e: unknown) {
