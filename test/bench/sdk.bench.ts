@@ -10,48 +10,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { HostEmulator } from '../../extensions/host/emulator.js';
 import { WA, type WasmMemory } from '../../extensions/host/wasm-api.js';
-import { HeaderMap, type HeaderPair } from '../../extensions/host/pairs.js';
 import { compileWat } from '../../extensions/host/wat.js';
 import { exampleEntries, exampleModule, sdkTestModule } from '../../extensions/sdk/build-cache.js';
 import { measure, report, round } from './lib.js';
-
-const REQUEST: HeaderPair[] = [
-  [':authority', 'shop.example.com'],
-  [':path', '/orders?id=7'],
-  [':method', 'GET'],
-  [':scheme', 'https'],
-  ['user-agent', 'curl/8.5.0'],
-  ['accept', '*/*'],
-  ['x-user', 'alice'],
-  ['x-request-id', '0c5e6a1e-3b0b-4cf0-9a2b-7f6d5a4c3b2a'],
-  ['x-forwarded-proto', 'https'],
-  ['content-length', '0'],
-];
-const RESPONSE: HeaderPair[] = [
-  [':status', '200'],
-  ['content-type', 'application/json'],
-];
-const requestMap = new HeaderMap(REQUEST);
-const responseMap = new HeaderMap(RESPONSE);
-
-async function lifecycle(
-  bytes: Uint8Array,
-  pluginConfiguration = '',
-): Promise<{ run: () => void; host: HostEmulator }> {
-  const host = await HostEmulator.create(bytes, { recordCalls: false, keepCompletedStreams: 0, pluginConfiguration });
-  host.startPlugin();
-  return {
-    host,
-    run: () => {
-      const id = host.initializeHttpContext();
-      host.callOnRequestHeaders(id, requestMap.clone(), true);
-      host.callOnResponseHeaders(id, responseMap.clone(), true);
-      host.completeHttpContext(id);
-    },
-  };
-}
+import { REQUEST, RESPONSE, emulatedLifecycle } from './wasm-lifecycle.js';
 
 type Fn = (...a: number[]) => number;
 
@@ -133,14 +96,14 @@ for (const e of exampleEntries()) sizes[`example ${e.name}`] = size(await exampl
 
 // Timings, interleaved in one process.
 const wat = new URL('../../extensions/host/testdata/', import.meta.url);
-const floorPass = await lifecycle(await compileWat(readFileSync(new URL('pass-through.wat', wat), 'utf8')));
+const floorPass = await emulatedLifecycle(await compileWat(readFileSync(new URL('pass-through.wat', wat), 'utf8')));
 const addHeaderWat = await compileWat(readFileSync(new URL('add-header.wat', wat), 'utf8'));
-const floorAdd = await lifecycle(addHeaderWat);
+const floorAdd = await emulatedLifecycle(addHeaderWat);
 const readAdd = await sdkTestModule('read-add');
 sizes['read-add (SDK twin of add-header.wat)'] = size(readAdd);
-const sdkReadAdd = await lifecycle(readAdd);
-const sdkMinimal = await lifecycle(minimal);
-const sdkHeaders = await lifecycle(
+const sdkReadAdd = await emulatedLifecycle(readAdd);
+const sdkMinimal = await emulatedLifecycle(minimal);
+const sdkHeaders = await emulatedLifecycle(
   await exampleModule('headers'),
   JSON.stringify({ request: { add: { 'x-via': 'envext' } }, response: { set: { server: 'envext' } } }),
 );

@@ -11,51 +11,14 @@
  *   host" the issue quotes at 0.2–0.5 µs.
  */
 import { readFileSync } from 'node:fs';
-import { HostEmulator } from '../../extensions/host/emulator.js';
-import { HeaderMap, type HeaderPair } from '../../extensions/host/pairs.js';
 import { WA, type WasmMemory } from '../../extensions/host/wasm-api.js';
 import { compileWat } from '../../extensions/host/wat.js';
 import { measure, report, round } from './lib.js';
+import { REQUEST, RESPONSE, emulatedLifecycle } from './wasm-lifecycle.js';
 
 const dir = new URL('../../extensions/host/testdata/', import.meta.url);
 const passThrough = await compileWat(readFileSync(new URL('pass-through.wat', dir), 'utf8'));
 const readAdd = await compileWat(readFileSync(new URL('add-header.wat', dir), 'utf8'));
-
-const REQUEST: HeaderPair[] = [
-  [':authority', 'shop.example.com'],
-  [':path', '/orders?id=7'],
-  [':method', 'GET'],
-  [':scheme', 'https'],
-  ['user-agent', 'curl/8.5.0'],
-  ['accept', '*/*'],
-  ['x-user', 'alice'],
-  ['x-request-id', '0c5e6a1e-3b0b-4cf0-9a2b-7f6d5a4c3b2a'],
-  ['x-forwarded-proto', 'https'],
-  ['content-length', '0'],
-];
-const RESPONSE: HeaderPair[] = [
-  [':status', '200'],
-  ['content-type', 'application/json'],
-];
-const requestMap = new HeaderMap(REQUEST);
-const responseMap = new HeaderMap(RESPONSE);
-
-async function emulated(bytes: Uint8Array): Promise<{ run: () => void; host: HostEmulator }> {
-  // Throughput settings: no call trace, no inspection state for completed streams, and a small
-  // in-memory log ring (Envoy writes logs out; the emulator keeps them only for assertions).
-  const host = await HostEmulator.create(bytes, { recordCalls: false, keepCompletedStreams: 0, maxLogEntries: 1000 });
-  host.startPlugin();
-  return {
-    host,
-    run: () => {
-      const id = host.initializeHttpContext();
-      // Envoy owns the header maps; the host is handed them (a fresh copy per request here).
-      host.callOnRequestHeaders(id, requestMap.clone(), true);
-      host.callOnResponseHeaders(id, responseMap.clone(), true);
-      host.completeHttpContext(id);
-    },
-  };
-}
 
 type Fn = (...a: number[]) => number;
 
@@ -150,8 +113,8 @@ async function minimal(): Promise<() => void> {
 }
 
 const opts = { iterations: 100_000, warmup: 20_000, rounds: 7 };
-const pt = await emulated(passThrough);
-const ra = await emulated(readAdd);
+const pt = await emulatedLifecycle(passThrough);
+const ra = await emulatedLifecycle(readAdd);
 const mPass = measure('host: pass-through', pt.run, opts);
 const callsBefore = ra.host.hostCalls();
 const mRead = measure('host: read one header + add one', ra.run, opts);
