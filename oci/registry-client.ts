@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import { Agent } from 'undici';
+import { Agent, getGlobalDispatcher, request } from 'undici';
 import { rootLogger } from '../common/log.js';
 import { Authenticator, readCapped, readCappedBytes } from './auth.js';
 import { parseChallenges } from './challenge.js';
@@ -80,7 +80,7 @@ export interface RegistryClientOptions {
   readonly maxManifestBytes?: number;
   readonly userAgent?: string;
   readonly signal?: AbortSignal;
-  /** Stream large request bodies as 1 MiB views (default true); false hands fetch the whole buffer. */
+  /** Send large request bodies (blob uploads) with undici's `request`, without copies (default true); false hands them to fetch. */
   readonly streamBodies?: boolean;
 }
 
@@ -97,25 +97,10 @@ const TLS_CERT_CODES = new Set([
 const MAX_REDIRECTS = 5;
 const MAX_ERROR_BODY = 64 * 1024;
 const MAX_RANGE_RESUMES = 3;
-/** Request bodies above this size are streamed as views instead of handed to fetch as one buffer. */
+/** Request bodies above this size are sent with undici's `request` instead of fetch. */
 const STREAM_BODY_MIN = 1024 * 1024;
-
-/** `body` as an async iterable of `size`-byte views (no copies); fetch accepts async iterables. */
-function sliceBody(body: Uint8Array, size = 1024 * 1024): AsyncIterable<Uint8Array> {
-  return {
-    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-      let off = 0;
-      return {
-        next(): Promise<IteratorResult<Uint8Array>> {
-          if (off >= body.length) return Promise.resolve({ done: true, value: undefined });
-          const chunk = body.subarray(off, Math.min(off + size, body.length));
-          off += size;
-          return Promise.resolve({ done: false, value: chunk });
-        },
-      };
-    },
-  };
-}
+/** Statuses whose responses carry no body (a `Response` with a body refuses them). */
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -227,6 +212,51 @@ export class RegistryClient {
     // undici 7's Agent works as the dispatcher of Node 20's bundled fetch (checked with a
     // self-signed server).
     return fetch(url, full);
+  }
+
+  /**
+   * One request through undici's `request` (same timeout, abort signal and TLS settings as
+   * `rawFetch`), answered as a fetch `Response` so callers handle both alike.
+   */
+  private async rawRequest(
+    url: string,
+    method: Method,
+    headers: Record<string, string>,
+    body: Uint8Array,
+  ): Promise<Response> {
+    const signals = [AbortSignal.timeout(this.timeoutMs)];
+    if (this.options.signal !== undefined) signals.push(this.options.signal);
+    const res = await request(url, {
+      method,
+      headers,
+      body,
+      signal: AbortSignal.any(signals),
+      dispatcher: this.dispatcher ?? getGlobalDispatcher(),
+    });
+    const out = new Headers();
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (Array.isArray(v)) for (const x of v) out.append(k, x);
+      else if (v !== undefined) out.set(k, v);
+    }
+    if (NULL_BODY_STATUSES.has(res.statusCode) || method === 'HEAD') {
+      await res.body.dump();
+      return new Response(null, { status: res.statusCode, headers: out });
+    }
+    // Pull-driven (no Readable.toWeb: cancelling its stream while data arrives throws
+    // ERR_INVALID_STATE from inside Node on 20.x).
+    const reply = res.body;
+    const chunks = reply[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller): Promise<void> {
+        const next = await chunks.next();
+        if (next.done === true) controller.close();
+        else controller.enqueue(new Uint8Array(next.value.buffer, next.value.byteOffset, next.value.length));
+      },
+      cancel(): void {
+        reply.destroy();
+      },
+    });
+    return new Response(stream, { status: res.statusCode, headers: out });
   }
 
   /** `https://host` or `http://host` for a registry, decided once per client. */
@@ -345,22 +375,22 @@ export class RegistryClient {
       }
       let res: Response;
       try {
-        const reqInit: RequestInit & { duplex?: 'half' } = {
+        const reqInit: RequestInit = {
           method: init.method,
           headers,
           redirect: init.redirect ?? 'follow',
         };
         if (init.body !== undefined && init.body.length > STREAM_BODY_MIN && this.options.streamBodies !== false) {
-          // fetch copies a Uint8Array body (twice in Node 20's undici) before sending it; an async
-          // iterable of views over the same memory is sent without copies. A new iterable per
-          // attempt keeps retries possible; Content-Length is kept, so no chunked encoding.
-          headers['content-length'] = String(init.body.length);
-          reqInit.body = sliceBody(init.body);
-          reqInit.duplex = 'half';
-        } else if (init.body !== undefined) {
-          reqInit.body = init.body;
+          // Large bodies (blob uploads) go through undici's `request`, which writes the caller's
+          // memory to the socket as it is: Node's fetch copies a Uint8Array body (twice in Node
+          // 20's undici) and pushes a streamed one through web streams. Measured on 127.0.0.1
+          // with 32 MiB: fetch(buffer) 62–115 ms, fetch(1 MiB views) 47–77 ms, request 26–37 ms.
+          // Uploads never follow redirects (a body cannot be replayed to another URL anyway).
+          res = await this.rawRequest(url, init.method, headers, init.body);
+        } else {
+          if (init.body !== undefined) reqInit.body = init.body;
+          res = await this.rawFetch(url, reqInit);
         }
-        res = await this.rawFetch(url, reqInit);
       } catch (e) {
         if (this.options.signal?.aborted === true) throw e;
         if (attempt < this.retries) {
