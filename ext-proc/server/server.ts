@@ -136,7 +136,14 @@ export class ExtProcServer {
   /** Undefined when metrics are off. */
   readonly metrics: ExtProcMetrics | undefined;
   readonly log: Logger;
-  private readonly streams = new Set<ExtProcStream>();
+  /**
+   * Streams in flight: a count, not a Set of the stream objects. Holding every stream in a
+   * long-lived Set made V8 promote each request's whole object graph (call, decoded messages) out
+   * of the young generation: measured 5 KB promoted per request and 3× the scavenge time of a bare
+   * server, the framework's main CPU overhead. Each stream is reachable from its call's listeners
+   * only, as a bare grpc-js handler's state is.
+   */
+  private active = 0;
   private readonly stats = { maxQueued: 0 };
   private readonly deadlines: DeadlineQueue | undefined;
   private readonly sockets: string[] = [];
@@ -195,7 +202,9 @@ export class ExtProcServer {
       modeConfigured: options.processingMode !== undefined,
       maxPendingMessages: Math.max(2, options.maxPendingMessages ?? 64),
       maxMessageBytes,
-      onClosed: (s) => this.streams.delete(s),
+      onClosed: () => {
+        this.active--;
+      },
       stats: this.stats,
     };
     continueAnswers(); // encode the constant answers (and load the protos) now, not on the first request
@@ -206,7 +215,9 @@ export class ExtProcServer {
     });
     this.grpc.addService(serverDefinition(maxMessageBytes), {
       process: (call: grpc.ServerDuplexStream<WireRequest | TooLarge, Buffer | object>) => {
-        this.streams.add(new ExtProcStream(call, settings));
+        // The stream registers its own listeners on the call; nothing else holds it (see `active`).
+        new ExtProcStream(call, settings);
+        this.active++;
       },
     });
     this.health = new HealthService([SERVICE]);
@@ -220,7 +231,7 @@ export class ExtProcServer {
 
   /** Streams (HTTP requests) in flight. */
   get activeStreams(): number {
-    return this.streams.size;
+    return this.active;
   }
 
   /**
@@ -293,7 +304,7 @@ export class ExtProcServer {
    * is closed, with how many streams had to be cut.
    */
   async drain(graceMs: number): Promise<{ readonly inFlightAtStart: number; readonly forced: number }> {
-    const inFlightAtStart = this.streams.size;
+    const inFlightAtStart = this.active;
     if (!this.draining) {
       this.draining = true;
       this.health.setAll('NOT_SERVING');
@@ -303,7 +314,7 @@ export class ExtProcServer {
     let forced = 0;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        forced = this.streams.size;
+        forced = this.active;
         if (forced > 0) this.log.warn('grace period over; cancelling streams still open', { streams: forced });
         this.grpc.forceShutdown();
         resolve();
