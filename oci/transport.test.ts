@@ -3,11 +3,13 @@
  * cross-repository mounts with the 202 fallback, redirects that must not carry Authorization to
  * another host, TLS trust, token caching and expiry, OAuth2 identity tokens, tag listing.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../test/fixtures/fault-proxy.js';
 import { startRegistry, type RegistryFixture } from '../test/fixtures/registry.js';
@@ -21,6 +23,8 @@ import { isOciError } from './errors.js';
 import { pullWasmModule } from './pull.js';
 import { pushWasmModule, readModuleFile } from './push.js';
 import { RegistryClient } from './registry-client.js';
+
+const run = promisify(execFile);
 
 const module = makeWasmModule(40_000, 'transport');
 
@@ -154,6 +158,35 @@ describe('uploads (plain registry behind a recording proxy)', () => {
       expect((await pullWasmModule(`${proxy.host}/up/read:v1`, { client })).bytes.equals(big)).toBe(true);
     } finally {
       await client.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Regular files are read into one buffer in 4 MiB reads (hashing one while the next is read);
+  // anything else (a FIFO here) takes the streaming path. Both must give the exact bytes.
+  it.each([
+    { name: 'empty file', size: 0, fifo: false },
+    { name: 'exactly one read', size: 4 * 1024 * 1024, fifo: false },
+    { name: 'several reads and a short tail', size: 9 * 1024 * 1024 + 3, fifo: false },
+    { name: 'FIFO', size: 5 * 1024 * 1024 + 1, fifo: true },
+  ])('readModuleFile returns the exact bytes and digest: $name', async ({ size, fifo }) => {
+    const dir = await mkdtemp(join(tmpdir(), 'envext-oci-read-'));
+    try {
+      const data = size === 0 ? Buffer.alloc(0) : makeWasmModule(size, `read-${size}`);
+      const file = join(dir, 'm.wasm');
+      let writer: Promise<void> | undefined;
+      if (fifo) {
+        await run('mkfifo', [file]);
+        writer = writeFile(file, data);
+      } else {
+        await writeFile(file, data);
+      }
+      const hashed = await readModuleFile(file);
+      await writer;
+      expect(hashed.data.length).toBe(size);
+      expect(hashed.data.equals(data)).toBe(true);
+      expect(hashed.digest).toBe(sha256Digest(data));
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
