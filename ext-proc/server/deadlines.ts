@@ -10,23 +10,36 @@ export interface DeadlineOwner {
   onDeadline(token: number): void;
 }
 
-interface Entry {
+/** One pending deadline; `owner` is dropped by `cancel` once the owner no longer waits. */
+export interface DeadlineEntry {
   readonly at: number;
-  readonly owner: DeadlineOwner;
+  owner: DeadlineOwner | undefined;
   readonly token: number;
 }
 
 export class DeadlineQueue {
-  private readonly entries: Entry[] = [];
+  private readonly entries: DeadlineEntry[] = [];
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(readonly timeoutMs: number) {}
 
   /** Arms a deadline `timeoutMs` from now. */
-  add(owner: DeadlineOwner, token: number): void {
-    this.entries.push({ at: performance.now() + this.timeoutMs, owner, token });
+  add(owner: DeadlineOwner, token: number): DeadlineEntry {
+    const entry: DeadlineEntry = { at: performance.now() + this.timeoutMs, owner, token };
+    this.entries.push(entry);
     if (this.timer === undefined) this.arm();
+    return entry;
+  }
+
+  /**
+   * Forgets the owner of an entry that is no longer waited on (the handler answered, the stream
+   * ended). The entry stays in the FIFO until its time, but it no longer keeps the owner (a whole
+   * stream and its call) alive that long: held for the full timeout, every stream with an async
+   * handler would outlive V8's young generation and be promoted, costing full GCs.
+   */
+  static cancel(entry: DeadlineEntry): void {
+    entry.owner = undefined;
   }
 
   /** Pending entries (including cancelled ones not yet reached). */
@@ -59,7 +72,9 @@ export class DeadlineQueue {
     const now = performance.now();
     for (let e = this.entries[this.head]; e !== undefined && e.at <= now + 1; e = this.entries[this.head]) {
       this.head++;
-      e.owner.onDeadline(e.token);
+      const owner = e.owner;
+      e.owner = undefined;
+      if (owner !== undefined) owner.onDeadline(e.token);
     }
     // Compact now and then so the array does not grow without bound under steady load.
     if (this.head > 1024 && this.head * 2 > this.entries.length) {

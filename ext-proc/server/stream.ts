@@ -35,7 +35,7 @@ import {
   type WireRequest,
   type WireStruct,
 } from './codec.js';
-import type { DeadlineOwner, DeadlineQueue } from './deadlines.js';
+import { DeadlineQueue, type DeadlineEntry, type DeadlineOwner } from './deadlines.js';
 import { Headers, type MutationRules } from './headers.js';
 import type { ErrorKind, ExtProcMetrics } from './metrics.js';
 import type {
@@ -119,6 +119,8 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   private token = 0;
   private pendingPhase: Phase = 'request_headers';
   private pendingMsg: WireRequest | undefined;
+  /** The armed deadline of the pending async decision, dropped as soon as it is settled. */
+  private deadline: DeadlineEntry | undefined;
   private started = 0;
   private done = false;
   private ended = false;
@@ -291,6 +293,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   /** Deadline for the pending async decision (token) has passed. */
   onDeadline(token: number): void {
     if (token !== this.token || !this.busy || this.done) return;
+    this.deadline = undefined; // the queue has already let go of it
     this.busy = false;
     this.token++;
     const msg = this.pendingMsg;
@@ -433,13 +436,14 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     // Envoy's message_timeout does not apply in observability mode nor to FULL_DUPLEX_STREAMED
     // bodies and trailers, so neither does the handler deadline.
     if (this.s.deadlines !== undefined && !this.observabilityMode && !(fullDuplex && !phase.endsWith('_headers'))) {
-      this.s.deadlines.add(this, token);
+      this.deadline = this.s.deadlines.add(this, token);
     }
     (r as Promise<unknown>).then(
       (d) => {
         if (token !== this.token || !this.busy || this.done) return this.late(phase);
         this.busy = false;
         this.pendingMsg = undefined;
+        this.dropDeadline();
         try {
           this.decide(phase, msg, payload, d);
           this.pump();
@@ -451,6 +455,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
         if (token !== this.token || !this.busy || this.done) return this.late(phase);
         this.busy = false;
         this.pendingMsg = undefined;
+        this.dropDeadline();
         try {
           this.fail(phase, msg, 'handler_exception', e);
           this.pump();
@@ -459,6 +464,13 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
         }
       },
     );
+  }
+
+  private dropDeadline(): void {
+    if (this.deadline !== undefined) {
+      DeadlineQueue.cancel(this.deadline);
+      this.deadline = undefined;
+    }
   }
 
   private late(phase: Phase): void {
@@ -615,6 +627,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     this.ended = true;
     this.busy = false;
     this.token++;
+    this.dropDeadline();
     if (how !== 'ok') this.abort?.abort(new Error(`ext_proc stream ended: ${how}`));
     if (this.s.metrics !== undefined) {
       this.s.metrics.activeStreams--;
