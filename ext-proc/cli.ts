@@ -18,18 +18,13 @@ import { clientConstructor, type ProtoObject } from '../proto/index.js';
 import { ExtProcTestClient, type ExchangeResult, type HeaderList } from './testing/test-client.js';
 import { errorMessage, UsageError } from '../common/errors.js';
 import { createExtProcServer, ExtProcError, type ListenOptions } from './server/server.js';
-import { BODY_SEND_MODES, type BodySendMode, type ExtProcHandler, type FailurePolicy } from './server/types.js';
-
-const HANDLER_KEYS = [
-  'createState',
-  'onRequestHeaders',
-  'onRequestBody',
-  'onRequestTrailers',
-  'onResponseHeaders',
-  'onResponseBody',
-  'onResponseTrailers',
-  'onStreamEnd',
-];
+import {
+  BODY_SEND_MODES,
+  HANDLER_KEYS,
+  type BodySendMode,
+  type ExtProcHandler,
+  type FailurePolicy,
+} from './server/types.js';
 
 /** Finds the handler file: as given, or with .js/.ts/.mjs, or as a folder's index. */
 export function resolveHandlerPath(spec: string, cwd: string = process.cwd()): string {

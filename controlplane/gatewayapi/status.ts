@@ -3,16 +3,10 @@
  * helpers that build them. `lastTransitionTime` is left out: the translator reads no clock;
  * status writers stamp it when a condition actually changes.
  */
-import type { Condition } from '../api/types.js';
+import type { Condition, ParentReference } from '../api/types.js';
 
-export interface ParentRefStatus {
-  readonly group?: string;
-  readonly kind?: string;
-  readonly namespace?: string;
-  readonly name: string;
-  readonly sectionName?: string;
-  readonly port?: number;
-}
+/** A status's parentRef/ancestorRef: the same shape as a spec ParentReference. */
+export type ParentRefStatus = ParentReference;
 
 export interface RouteParentStatus {
   readonly parentRef: ParentRefStatus;

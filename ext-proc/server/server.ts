@@ -23,7 +23,7 @@ import { HealthService } from './health.js';
 import type { MutationRules } from './headers.js';
 import { ExtProcMetrics } from './metrics.js';
 import { ExtProcStream, type StreamSettings } from './stream.js';
-import type { ExtProcHandler, FailurePolicy, ProcessingMode } from './types.js';
+import { HANDLER_KEYS, type ExtProcHandler, type FailurePolicy, type ProcessingMode } from './types.js';
 
 /** Errors of the ext_proc server, with stable codes (`EXT_PROC_*`). */
 export class ExtProcError extends EnvextError {
@@ -158,19 +158,7 @@ export class ExtProcServer {
         'the handler must be an object with onRequestHeaders … onResponseTrailers callbacks',
       );
     }
-    const unknownKeys = Object.keys(handler).filter(
-      (k) =>
-        ![
-          'createState',
-          'onRequestHeaders',
-          'onRequestBody',
-          'onRequestTrailers',
-          'onResponseHeaders',
-          'onResponseBody',
-          'onResponseTrailers',
-          'onStreamEnd',
-        ].includes(k),
-    );
+    const unknownKeys = Object.keys(handler).filter((k) => !HANDLER_KEYS.includes(k));
     if (unknownKeys.length > 0) {
       throw new ExtProcError('EXT_PROC_BAD_HANDLER', `the handler has unknown members: ${unknownKeys.join(', ')}`, {
         hint: 'callbacks are createState, onRequestHeaders, onRequestBody, onRequestTrailers, onResponseHeaders, onResponseBody, onResponseTrailers, onStreamEnd',

@@ -34,6 +34,18 @@ export type HeaderSendMode = 'DEFAULT' | 'SEND' | 'SKIP';
 /** `ProcessingMode.BodySendMode`. */
 export type BodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED' | 'GRPC';
 
+/** Every member a handler object may have; anything else is a mistake the server reports. */
+export const HANDLER_KEYS: readonly string[] = [
+  'createState',
+  'onRequestHeaders',
+  'onRequestBody',
+  'onRequestTrailers',
+  'onResponseHeaders',
+  'onResponseBody',
+  'onResponseTrailers',
+  'onStreamEnd',
+];
+
 export const HEADER_SEND_MODES: readonly HeaderSendMode[] = ['DEFAULT', 'SEND', 'SKIP'];
 export const BODY_SEND_MODES: readonly BodySendMode[] = [
   'NONE',
