@@ -3,28 +3,18 @@
  * push/pull with nothing but config.json, credential helpers (a `docker-credential-test` script
  * on PATH), inspect, logout, and the usage errors.
  */
+import { runEnvext, type CliRun } from '../test/cli.js';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { program } from '../bin/commands.js';
-import { runCli } from '../bin/dispatch.js';
 import { startRegistry, type RegistryFixture } from '../test/fixtures/registry.js';
 import { skopeo, skopeoFlags } from '../test/fixtures/skopeo.js';
 import { makeWasmModule } from '../test/fixtures/wasm-module.js';
 import { sha256Digest } from './digest.js';
 
-async function envext(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  out.on('data', (c: Buffer) => o.push(c));
-  err.on('data', (c: Buffer) => e.push(c));
-  const code = await runCli(program, argv, { stdout: out, stderr: err });
-  return { code, out: Buffer.concat(o).toString('utf8'), err: Buffer.concat(e).toString('utf8') };
-}
+const envext = (argv: string[]): Promise<CliRun> => runEnvext(argv);
 
 const HELPER = `#!/bin/sh
 # docker-credential-test: the docker credential helper protocol over files in ./store

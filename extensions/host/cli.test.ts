@@ -1,9 +1,8 @@
+import { runEnvext, type CliRun } from '../../test/cli.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../bin/dispatch.js';
 import { wasmCommands } from './cli.js';
 
 const program = { root: { name: 'envext', summary: 'test', subcommands: [wasmCommands] }, version: 'test' };
@@ -20,16 +19,7 @@ interface RunJson {
   logs: { level: string; message: string }[];
 }
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  out.on('data', (c: Buffer) => o.push(c));
-  err.on('data', (c: Buffer) => e.push(c));
-  const code = await runCli(program, argv, { stdout: out, stderr: err });
-  return { code, out: Buffer.concat(o).toString(), err: Buffer.concat(e).toString() };
-}
+const run = (...argv: string[]): Promise<CliRun> => runEnvext(argv, program);
 
 describe('envext wasm inspect', () => {
   it('reports ABI, allocator, imports with signatures, and that Envoy would load it', async () => {

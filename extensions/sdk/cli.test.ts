@@ -1,11 +1,9 @@
 /** `envext build` and `envext init filter` through the real CLI dispatcher. */
+import { runEnvext, type CliRun } from '../../test/cli.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { program } from '../../bin/commands.js';
-import { runCli } from '../../bin/dispatch.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'envext-cli-'));
 const cwd = process.cwd();
@@ -14,16 +12,7 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await runCli(program, argv, { stdout, stderr });
-  return { code, out, err };
-}
+const cli = (...argv: string[]): Promise<CliRun> => runEnvext(argv);
 
 describe('envext init filter + envext build', () => {
   it('scaffolds a project and builds it from its asconfig.json, printing size and imports', async () => {
