@@ -12,6 +12,7 @@
  */
 import type { ResourceKind } from '../api/types.js';
 import type { ResourceSnapshot } from '../provider/snapshot.js';
+import type { TranslationRecord } from './incremental.js';
 import type { WasmModuleLookup } from './wasm-modules.js';
 
 /** Kinds a route's or policy's translation reads besides the route or policy itself. */
@@ -30,6 +31,10 @@ export class TranslationCache {
   rules = new WeakMap<object, unknown>();
   /** Per policy object: its extension translation. */
   policies = new WeakMap<object, unknown>();
+  /** How each translation with this cache ran: in full, or as route edits (incremental.ts). */
+  readonly stats = { full: 0, incremental: 0 };
+  /** The previous translation (incremental.ts starts from it). */
+  last: TranslationRecord | undefined;
   private env: unknown[] = [];
   private wasm: WasmModuleLookup | string | undefined;
   private options = '';
@@ -53,6 +58,7 @@ export class TranslationCache {
     if (!same) {
       this.rules = new WeakMap();
       this.policies = new WeakMap();
+      this.last = undefined;
     }
     this.env = env;
     this.wasm = wasmId;

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { EG_CONTROLLER_NAME } from '../api/types.js';
 import { parseYaml, snapshotFromObjects } from '../provider/file/load.js';
+import type { ResourceSnapshot } from '../provider/snapshot.js';
 import type { ResourceStatus } from './status.js';
 import { translateGatewayApi, type TranslateResult } from './translate.js';
 import { DeterministicWasmResolver } from './wasm-modules.js';
@@ -96,6 +97,14 @@ export function actualPolicyStatuses(
 
 /** Translates a case's input the way Envoy Gateway's harness does. */
 export function translateCase(inYaml: string, caseName: string): TranslateResult {
+  return translateGatewayApi(caseSnapshot(inYaml, caseName), {
+    wasmModules: new DeterministicWasmResolver(),
+    backendEnabled: caseName !== 'backend-invalid-feature-disabled',
+  });
+}
+
+/** A case's input as a snapshot, with the GatewayClass Envoy Gateway's harness adds. */
+export function caseSnapshot(inYaml: string, caseName: string): ResourceSnapshot {
   const loaded = parseYaml(inYaml, `${caseName}.in.yaml`);
   const objects = [...loaded.objects];
   const hasClass = objects.some(
@@ -112,11 +121,7 @@ export function translateCase(inYaml: string, caseName: string): TranslateResult
       source: 'harness',
     });
   }
-  const { snapshot } = snapshotFromObjects(objects, 0, { celRules: false });
-  return translateGatewayApi(snapshot, {
-    wasmModules: new DeterministicWasmResolver(),
-    backendEnabled: caseName !== 'backend-invalid-feature-disabled',
-  });
+  return snapshotFromObjects(objects, 0, { celRules: false }).snapshot;
 }
 
 /** Reads, translates and compares one case. */

@@ -14,6 +14,7 @@ import { backendProblem } from './backend-refs.js';
 import type { MutableRoute, TranslateDeps, TranslationContext } from './context.js';
 import { translateEnvoyExtensionPolicies } from './envoy-extension-policy.js';
 import { translateGateways } from './gateway.js';
+import { translateRouteEdits, type FullTranslation } from './incremental.js';
 import { sortRoutes, translateRoutes } from './http-route.js';
 import { cmp, condition, type ResourceStatus } from './status.js';
 
@@ -35,8 +36,30 @@ function freezeRoute(r: MutableRoute): HttpRoute {
   return route;
 }
 
-/** Translates a snapshot. Never throws on user input: problems become status conditions. */
+/**
+ * Translates a snapshot. Never throws on user input: problems become status conditions.
+ *
+ * With a `cache`, route edits since the previous call are translated incrementally
+ * (incremental.ts) and everything else reuses per-route and per-policy results; the result is
+ * the same as without a cache.
+ */
 export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateDeps): TranslateResult {
+  const cache = deps.cache;
+  if (cache === undefined) return translateFull(snapshot, deps).result;
+  const options = `${deps.controllerName ?? EG_CONTROLLER_NAME}|${deps.controllerNamespace ?? 'envoy-gateway-system'}|${String(deps.backendEnabled ?? true)}`;
+  const kept = cache.prepare(snapshot, deps.wasmModules, options);
+  const previous = cache.last;
+  const full = (s: ResourceSnapshot): FullTranslation => translateFull(s, deps);
+  let t = kept && previous !== undefined ? translateRouteEdits(previous, snapshot, full) : undefined;
+  if (t === undefined) {
+    t = full(snapshot);
+    cache.stats.full++;
+  } else cache.stats.incremental++;
+  cache.last = { snapshot, ...t };
+  return t.result;
+}
+
+function translateFull(snapshot: ResourceSnapshot, deps: TranslateDeps): FullTranslation {
   const ctx: TranslationContext = {
     snapshot,
     deps: {
@@ -50,11 +73,6 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
     routes: [],
     classConditions: new Map(),
   };
-  deps.cache?.prepare(
-    snapshot,
-    deps.wasmModules,
-    `${ctx.deps.controllerName}|${ctx.deps.controllerNamespace}|${String(ctx.deps.backendEnabled)}`,
-  );
   translateGateways(ctx);
   translateRoutes(ctx);
   const policyStatuses = translateEnvoyExtensionPolicies(ctx);
@@ -64,6 +82,7 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
     statuses.push({ kind: 'GatewayClass', name, status: { conditions } });
   }
   const ir = new Map<string, XdsIr>();
+  const unsorted = new Map<string, HttpRoute[][]>();
   for (const gw of [...ctx.gateways.values()].sort((a, b) => cmp(a.key, b.key))) {
     statuses.push({
       kind: 'Gateway',
@@ -80,11 +99,17 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
       },
     });
     const http: HttpListener[] = [];
+    const lists: HttpRoute[][] = [];
     for (const l of gw.listeners) {
       if (l.ir === undefined) continue;
-      http.push({ ...l.ir, routes: sortRoutes(l.ir.routes.map(freezeRoute)) });
+      const routes = l.ir.routes.map(freezeRoute);
+      lists.push(routes);
+      http.push({ ...l.ir, routes: sortRoutes([...routes]) });
     }
-    if (http.length > 0) ir.set(gw.key, { name: gw.key, http, filterOrder: gw.filterOrder });
+    if (http.length > 0) {
+      ir.set(gw.key, { name: gw.key, http, filterOrder: gw.filterOrder });
+      unsorted.set(gw.key, lists);
+    }
   }
   const routeKey = (r: (typeof ctx.routes)[number]): string =>
     `${r.kind}/${r.route.metadata.namespace ?? ''}/${r.route.metadata.name}`;
@@ -126,5 +151,5 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
       status: { conditions: [c] },
     });
   }
-  return { ir, statuses, rejected: snapshot.rejected };
+  return { result: { ir, statuses, rejected: snapshot.rejected }, unsorted };
 }
