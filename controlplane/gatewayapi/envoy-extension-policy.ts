@@ -148,8 +148,23 @@ export function wasmRequest(
   return { ok: true, request: { source, policy: policyId, pullPolicy: code.pullPolicy ?? defaultPullPolicy(source) } };
 }
 
-/** Every wasm module request of every policy in the snapshot (for `resolveWasmModules`). */
-export function wasmModuleRequests(snapshot: TranslationContext['snapshot']): WasmModuleRequest[] {
+const requestMemo = new WeakMap<ReadonlyMap<string, EnvoyExtensionPolicy>, readonly WasmModuleRequest[]>();
+
+/**
+ * Every wasm module request of every policy in the snapshot (for `resolveWasmModules`). A
+ * snapshot whose policies did not change (the same map, see SnapshotBuilder) gives the same list.
+ */
+export function wasmModuleRequests(snapshot: TranslationContext['snapshot']): readonly WasmModuleRequest[] {
+  const policies = snapshot.resources.EnvoyExtensionPolicy;
+  let out = requestMemo.get(policies);
+  if (out === undefined) {
+    out = collectWasmModuleRequests(snapshot);
+    requestMemo.set(policies, out);
+  }
+  return out;
+}
+
+function collectWasmModuleRequests(snapshot: TranslationContext['snapshot']): WasmModuleRequest[] {
   const out: WasmModuleRequest[] = [];
   for (const p of sortPolicies(listResources(snapshot, 'EnvoyExtensionPolicy'))) {
     for (const [i, w] of (p.spec.wasm ?? []).entries()) {

@@ -4,7 +4,8 @@
  * route edits — paths, match types, header matches, backends (valid, missing, another route's),
  * header filters, no-op copies, several routes at once — mixed with edits the incremental path
  * must refuse (hostnames, parentRefs, rule names, policy edits, deletions). After every step the
- * cached result equals a fresh translation without a cache.
+ * cached result equals a fresh translation without a cache, and so does the xDS stage with the
+ * memo a serve loop keeps.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -13,6 +14,7 @@ import { globSync } from 'tinyglobby';
 import { describe, expect, it } from 'vitest';
 import type { GRPCRoute, HTTPRoute } from '../api/types.js';
 import { builderFrom, type ResourceSnapshot } from '../provider/snapshot.js';
+import { translateXds, XdsTranslationMemo } from '../xds/translator/translate.js';
 import { caseSnapshot } from './conformance.js';
 import { TranslationCache, translateGatewayApi } from './translate.js';
 import { DeterministicWasmResolver } from './wasm-modules.js';
@@ -103,6 +105,7 @@ function walk(start: ResourceSnapshot, seed: number, steps: number): { increment
   const rnd = prng(seed);
   const wasmModules = new DeterministicWasmResolver();
   const cache = new TranslationCache();
+  const xdsMemo = new XdsTranslationMemo();
   let snapshot = start;
   expect(translateGatewayApi(snapshot, { wasmModules, cache })).toEqual(translateGatewayApi(snapshot, { wasmModules }));
   for (let i = 0; i < steps; i++) {
@@ -137,6 +140,8 @@ function walk(start: ResourceSnapshot, seed: number, steps: number): { increment
     snapshot = b.build(i + 1);
     const cached = translateGatewayApi(snapshot, { wasmModules, cache });
     expect(cached, `step ${step}`).toEqual(translateGatewayApi(snapshot, { wasmModules }));
+    // The xDS stage with its memo (kept across steps, as serve keeps it) gives the same resources.
+    for (const ir of cached.ir.values()) expect(translateXds(ir, xdsMemo), `step ${step}`).toEqual(translateXds(ir));
   }
   return cache.stats;
 }

@@ -61,4 +61,23 @@ describe('ResourceSnapshot', () => {
     const b3 = builderFrom(s2);
     expect(b3.build(3).resources.Gateway.get('default/a')).toBe(s2.resources.Gateway.get('default/a'));
   });
+
+  it('keeps the map of a kind nothing changed in, and only that kind', () => {
+    const b = new SnapshotBuilder();
+    b.add(gw('a'), 'x');
+    const s1 = b.build(1);
+    const same = builderFrom(s1).build(2);
+    expect(same.resources.Gateway).toBe(s1.resources.Gateway);
+    const edited = builderFrom(s1);
+    edited.add(gw('b'), 'y');
+    const s2 = edited.build(2);
+    expect(s2.resources.Gateway).not.toBe(s1.resources.Gateway);
+    expect(s2.resources.HTTPRoute).toBe(s1.resources.HTTPRoute);
+    const deleted = builderFrom(s2);
+    deleted.delete('Gateway', 'default', 'b');
+    expect(deleted.build(3).resources.Gateway).not.toBe(s2.resources.Gateway);
+    const missed = builderFrom(s2);
+    expect(missed.delete('Gateway', 'default', 'nope')).toBe(false);
+    expect(missed.build(4).resources.Gateway).toBe(s2.resources.Gateway);
+  });
 });

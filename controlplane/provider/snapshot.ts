@@ -78,6 +78,8 @@ export class SnapshotBuilder {
   /** `Kind ns/name` of every object given more than once, with both sources. */
   readonly duplicates: string[] = [];
   private readonly sources = new Map<string, string>();
+  /** Maps of the seeded snapshot, per kind not changed since: `build` reuses them (identity = unchanged). */
+  private readonly seeded = new Map<ResourceKind, ReadonlyMap<string, unknown>>();
 
   constructor(private readonly options: ValidateOptions = {}) {}
 
@@ -108,6 +110,7 @@ export class SnapshotBuilder {
     if (prev !== undefined) this.duplicates.push(`${id} (${prev} and ${source})`);
     this.sources.set(id, source);
     (this.maps[kind] as Map<string, ResourceByKind[K]>).set(key, resource);
+    this.seeded.delete(kind);
   }
 
   /** Copies every resource of `base` in (see builderFrom). */
@@ -115,17 +118,23 @@ export class SnapshotBuilder {
     for (const kind of RESOURCE_KINDS) {
       const into = this.maps[kind] as Map<string, unknown>;
       for (const [k, v] of base.resources[kind]) into.set(k, v);
+      if (into.size === base.resources[kind].size) this.seeded.set(kind, base.resources[kind]);
     }
   }
 
   /** Removes a resource (providers applying deletions to a copy). */
   delete(kind: ResourceKind, namespace: string | undefined, name: string): boolean {
-    return this.maps[kind].delete(resourceKey(kind, namespace, name));
+    const deleted = this.maps[kind].delete(resourceKey(kind, namespace, name));
+    if (deleted) this.seeded.delete(kind);
+    return deleted;
   }
 
   build(revision = 0): ResourceSnapshot {
     const resources = {} as Record<ResourceKind, ReadonlyMap<string, unknown>>;
-    for (const k of RESOURCE_KINDS) resources[k] = new Map<string, unknown>(this.maps[k] as Map<string, unknown>);
+    // A kind nothing was put into or deleted from since `seed` keeps the base's map object, so
+    // consumers can tell an unchanged kind by identity (translation caches, wasm requests).
+    for (const k of RESOURCE_KINDS)
+      resources[k] = this.seeded.get(k) ?? new Map<string, unknown>(this.maps[k] as Map<string, unknown>);
     return Object.freeze({
       resources: Object.freeze(resources) as ResourceMaps,
       rejected: Object.freeze([...this.rejectedList]),

@@ -15,6 +15,7 @@ import {
   encodeXds,
   loadXdsProtos,
   translateXds,
+  XdsTranslationMemo,
   type XdsResources,
 } from '../../controlplane/xds/translator/translate.js';
 import { report, round } from './lib.js';
@@ -105,10 +106,17 @@ function route(i: number, path: string): unknown {
 
 const resolver = new DeterministicWasmResolver();
 
-function translateAll(snapshot: ResourceSnapshot, cache?: TranslationCache): XdsResources[] {
+/** Both stages; `memo` is what a provider keeps across changes (TranslationCache + XdsTranslationMemo). */
+function translateAll(
+  snapshot: ResourceSnapshot,
+  memo?: { cache: TranslationCache; xds: XdsTranslationMemo },
+): XdsResources[] {
   for (const r of wasmModuleRequests(snapshot)) resolver.lookup(r);
-  const { ir } = translateGatewayApi(snapshot, { wasmModules: resolver, ...(cache === undefined ? {} : { cache }) });
-  return [...ir.values()].map(translateXds);
+  const { ir } = translateGatewayApi(snapshot, {
+    wasmModules: resolver,
+    ...(memo === undefined ? {} : { cache: memo.cache }),
+  });
+  return [...ir.values()].map((x) => translateXds(x, memo?.xds));
 }
 
 function time<T>(fn: () => T): { ms: number; value: T } {
@@ -145,7 +153,7 @@ for (const n of [1000, 5000]) {
   // One route changes: the provider applies it to a copy of the snapshot; both stages run again,
   // with the TranslationCache a provider keeps (unchanged routes and policies are not redone).
   let k = 0;
-  const cache = new TranslationCache();
+  const cache = { cache: new TranslationCache(), xds: new XdsTranslationMemo() };
   translateAll(snapshot, cache);
   const change = (): void => {
     const b = builderFrom(snapshot);

@@ -19,6 +19,7 @@ import { createExtProcPlugin } from './ext-proc.js';
 import {
   FILTER_CONFIG_TYPE,
   ROUTER_FILTER,
+  memo as remember,
   orderFilters,
   type ClusterResource,
   type HcmFilter,
@@ -158,6 +159,15 @@ function envoyRoute(r: HttpRoute, perFilter: readonly string[]): Record<string, 
 /** `FilterConfig{config: {}}`: turns a disabled HCM filter on for one route. Shared, never mutated. */
 const ENABLE_FILTER = { '@type': FILTER_CONFIG_TYPE, config: {} };
 
+/**
+ * Per IR route (immutable, and kept as the same object across translations of unchanged routes):
+ * its Envoy route and the filters it enables. Plugins are stateless, so the memo holds for any call.
+ */
+const routeMemo = new WeakMap<
+  HttpRoute,
+  { readonly route: Record<string, unknown>; readonly enables: readonly { name: string; build: () => HcmFilter }[] }
+>();
+
 function vhostName(listener: string, host: string): string {
   return `${listener}/${host.replaceAll('.', '_')}`;
 }
@@ -168,21 +178,26 @@ function buildHcm(
   routeConfigName: string,
   listeners: readonly HttpListener[],
   plugins: readonly HttpFilterPlugin[],
+  memo: XdsTranslationMemo | undefined,
 ): { routeConfig: XdsResource; filters: HcmFilter[] } {
   const filters = new Map<string, HcmFilter>();
   const vhosts = new Map<string, Record<string, unknown>[]>();
   for (const l of listeners) {
     for (const r of l.routes) {
-      const names: string[] = [];
-      for (const plugin of plugins) {
-        for (const { name, build } of plugin.filtersForRoute(r)) {
-          if (!filters.has(name)) filters.set(name, build());
-          names.push(name);
-        }
-      }
-      const list = vhosts.get(r.hostname) ?? [];
-      list.push(envoyRoute(r, names));
-      vhosts.set(r.hostname, list);
+      const t = remember(routeMemo, r, () => {
+        const enables = plugins.flatMap((p) => p.filtersForRoute(r));
+        return {
+          route: envoyRoute(
+            r,
+            enables.map((f) => f.name),
+          ),
+          enables,
+        };
+      });
+      for (const { name, build } of t.enables) if (!filters.has(name)) filters.set(name, build());
+      const list = vhosts.get(r.hostname);
+      if (list === undefined) vhosts.set(r.hostname, [t.route]);
+      else list.push(t.route);
     }
   }
   const routeConfig: XdsResource = {
@@ -197,7 +212,63 @@ function buildHcm(
       })),
     },
   };
-  return { routeConfig, filters: orderFilters([...filters.values(), ROUTER], ir.filterOrder) };
+  const input = [...filters.values(), ROUTER];
+  // The chain is usually the same filters as last time: ordering 10,000 of them is not free.
+  const last = memo?.filterChains.get(routeConfigName);
+  const ordered =
+    last !== undefined && last.order === ir.filterOrder && sameElements(last.input, input)
+      ? last.output
+      : orderFilters(input, ir.filterOrder);
+  memo?.filterChains.set(routeConfigName, { input, order: ir.filterOrder, output: ordered });
+  return { routeConfig, filters: ordered };
+}
+
+function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Sorts resources by name. When the names are the ones the previous call sorted (the usual case
+ * after an edit), that order is reused instead of sorting again.
+ */
+function sortByName(list: XdsResource[], key: string, memo: XdsTranslationMemo | undefined): XdsResource[] {
+  const last = memo?.names.get(key);
+  let out: XdsResource[] | undefined;
+  if (last !== undefined && last.length === list.length) {
+    const byName = new Map<string, XdsResource>();
+    for (const r of list) byName.set(r.name, r);
+    out = [];
+    for (const n of last) {
+      const r = byName.get(n);
+      if (r === undefined) {
+        out = undefined;
+        break;
+      }
+      out.push(r);
+    }
+    if (out !== undefined && byName.size !== list.length) out = undefined; // duplicate names: let the sort keep them
+  }
+  out ??= list.sort(byName);
+  memo?.names.set(
+    key,
+    out.map((r) => r.name),
+  );
+  return out;
+}
+
+/**
+ * What `translateXds` keeps between calls for the same Gateways (a serve loop keeps one): the
+ * previous filter chains and name orders. Per-route results are memoized by IR object identity
+ * regardless (IR is immutable, and unchanged routes keep their objects across translations).
+ */
+export class XdsTranslationMemo {
+  readonly filterChains = new Map<
+    string,
+    { readonly input: readonly HcmFilter[]; readonly order: XdsIr['filterOrder']; readonly output: HcmFilter[] }
+  >();
+  readonly names = new Map<string, readonly string[]>();
 }
 
 function hcm(statPrefix: string, routeConfigName: string, filters: readonly HcmFilter[]): Record<string, unknown> {
@@ -230,8 +301,11 @@ function byName(a: XdsResource, b: XdsResource): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-/** Translates one Gateway's IR. Pure and deterministic: the same IR gives the same resources. */
-export function translateXds(ir: XdsIr): XdsResources {
+/**
+ * Translates one Gateway's IR. Pure and deterministic: the same IR gives the same resources,
+ * with or without a `memo` (which only saves work when called again after a change).
+ */
+export function translateXds(ir: XdsIr, memo?: XdsTranslationMemo): XdsResources {
   const plugins: HttpFilterPlugin[] = [createExtProcPlugin(), createWasmPlugin()];
   const listeners: XdsResource[] = [];
   const routes: XdsResource[] = [];
@@ -251,7 +325,7 @@ export function translateXds(ir: XdsIr): XdsResources {
       per_connection_buffer_limit_bytes: { value: 32768 },
     };
     if (tls.length === 0) {
-      const { routeConfig, filters } = buildHcm(ir, first.name, group, plugins);
+      const { routeConfig, filters } = buildHcm(ir, first.name, group, plugins, memo);
       routes.push(routeConfig);
       listener['default_filter_chain'] = { filters: [hcm(`http-${port}`, first.name, filters)] };
     } else {
@@ -264,7 +338,7 @@ export function translateXds(ir: XdsIr): XdsResources {
         },
       ];
       listener['filter_chains'] = tls.map((l) => {
-        const { routeConfig, filters } = buildHcm(ir, l.name, [l], plugins);
+        const { routeConfig, filters } = buildHcm(ir, l.name, [l], plugins, memo);
         routes.push(routeConfig);
         for (const c of l.tls?.certificates ?? []) {
           secrets.set(c.name, {
@@ -302,11 +376,13 @@ export function translateXds(ir: XdsIr): XdsResources {
     listeners.push({ name: first.name, resource: listener });
   }
 
+  const addDestination = (d: RouteDestination): void => {
+    if (!clusters.has(d.name)) clusters.set(d.name, destinationCluster(d));
+  };
   for (const l of ir.http) {
     for (const r of l.routes) {
-      for (const d of [...(r.destination === undefined ? [] : [r.destination]), ...r.mirrors]) {
-        if (!clusters.has(d.name)) clusters.set(d.name, destinationCluster(d));
-      }
+      if (r.destination !== undefined) addDestination(r.destination);
+      for (const m of r.mirrors) addDestination(m);
     }
   }
   for (const plugin of plugins) {
@@ -323,8 +399,8 @@ export function translateXds(ir: XdsIr): XdsResources {
   }
   return {
     [SECRET_TYPE]: [...secrets.values()].sort(byName),
-    [CLUSTER_TYPE]: clusterList.sort(byName),
-    [ENDPOINT_TYPE]: endpointList.sort(byName),
+    [CLUSTER_TYPE]: sortByName(clusterList, `${ir.name}|clusters`, memo),
+    [ENDPOINT_TYPE]: sortByName(endpointList, `${ir.name}|endpoints`, memo),
     [LISTENER_TYPE]: listeners.sort(byName),
     [ROUTE_TYPE]: routes.sort(byName),
   };
