@@ -117,16 +117,29 @@ function walk(start: ResourceSnapshot, seed: number, steps: number): { increment
     if (routes.length === 0) break;
     const b = builderFrom(snapshot);
     const roll = rnd();
-    if (roll < 0.06) {
+    if (roll < 0.03) {
+      // A new route: a copy of another under a new name.
+      const [kind, r] = pick(routes, rnd) ?? routes[0]!;
+      const copy = structuredClone(r);
+      (copy.metadata as { name: string }).name = `added-${step}`;
+      if (kind === 'HTTPRoute') b.put(kind, copy as HTTPRoute);
+      else b.put(kind, copy as GRPCRoute);
+    } else if (roll < 0.09) {
       // A policy edit (a new object) or a route deletion.
       const policy = pick([...snapshot.resources.EnvoyExtensionPolicy.values()], rnd);
-      if (policy !== undefined && rnd() < 0.5) b.put('EnvoyExtensionPolicy', structuredClone(policy));
-      else {
+      if (policy !== undefined && rnd() < 0.5) {
+        // A new object, and usually new content: another wasm config, ext_proc entries dropped.
+        const copy = structuredClone(policy) as unknown as { spec: Json };
+        const wasm = copy.spec['wasm'] as Json[] | undefined;
+        if (wasm?.[0] !== undefined && rnd() < 0.5) wasm[0]['config'] = { step };
+        else if (rnd() < 0.5) delete copy.spec['extProc'];
+        b.put('EnvoyExtensionPolicy', copy as unknown as typeof policy);
+      } else {
         const [kind, r] = pick(routes, rnd) ?? routes[0]!;
         b.delete(kind, r.metadata.namespace, r.metadata.name);
       }
     } else {
-      const edits = roll < 0.15 ? attachmentEdits : routeEdits;
+      const edits = roll < 0.18 ? attachmentEdits : routeEdits;
       const count = rnd() < 0.2 ? 2 : 1;
       for (let c = 0; c < count; c++) {
         const [kind, r] = pick(routes, rnd) ?? routes[0]!;
@@ -152,7 +165,7 @@ describe('incremental translation of route edits', () => {
     '$name: a random walk of edits matches full translation',
     ({ name, file }) => {
       const snapshot = caseSnapshot(readFileSync(file, 'utf8'), name);
-      const stats = walk(snapshot, name.length * 7919 + 1, 25);
+      const stats = walk(snapshot, name.length * 7919 + 1, 40);
       totals.incremental += stats.incremental;
       totals.full += stats.full;
     },
