@@ -32,7 +32,7 @@ import { inspectWasmImage } from './inspect.js';
 import { DEFAULT_LAYOUT, isWasmLayout, WASM_LAYOUTS } from './layouts.js';
 import { progressBar } from './progress.js';
 import { PULL_POLICIES, pullWasmModule, type PullPolicy, type RegistryConnectionOptions } from './pull.js';
-import { pushWasmModule, readModuleFile, type HashedModule } from './push.js';
+import { openModuleFile, pushWasmModule, type ModuleFile } from './push.js';
 import { parseReference } from './reference.js';
 import { RegistryClient } from './registry-client.js';
 import { DEFAULT_MAX_MODULE_BYTES } from './wasm.js';
@@ -179,9 +179,10 @@ const pushCommand: Command = {
       if (eq <= 0) throw new UsageError(`invalid --annotation "${a}"`, 'write KEY=VALUE');
       annotations[a.slice(0, eq)] = a.slice(eq + 1);
     }
-    let module: HashedModule;
+    let module: ModuleFile;
     try {
-      module = await readModuleFile(file);
+      // Read and hashed while the upload runs (see pushWasmModule).
+      module = await openModuleFile(file);
     } catch (e) {
       throw new UsageError(`cannot read module ${file}: ${(e as Error).message}`);
     }

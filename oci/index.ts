@@ -8,7 +8,7 @@
  */
 export { pullWasmModule, resolveWasmModule, PULL_POLICIES } from './pull.js';
 export type { PullOptions, PullPolicy, PulledModule, ResolvedModule, RegistryConnectionOptions } from './pull.js';
-export { HashedModule, pushWasmModule, readModuleFile } from './push.js';
+export { HashedModule, ModuleFile, openModuleFile, pushWasmModule, readModuleFile } from './push.js';
 export type { PushOptions, PushResult } from './push.js';
 export { inspectWasmImage } from './inspect.js';
 export type { InspectResult } from './inspect.js';
@@ -27,7 +27,13 @@ export type { OciErrorCode } from './errors.js';
 export { parseReference, formatReference } from './reference.js';
 export type { Reference } from './reference.js';
 export { RegistryClient } from './registry-client.js';
-export type { Descriptor, FetchedManifest, RegistryClientOptions, ProgressFn } from './registry-client.js';
+export type {
+  Descriptor,
+  FetchedManifest,
+  IncomingBlob,
+  RegistryClientOptions,
+  ProgressFn,
+} from './registry-client.js';
 export { WASM_LAYOUTS, DEFAULT_LAYOUT, buildImage, detectLayout, envoyGatewayCompatible } from './layouts.js';
 export type { WasmLayout, WasmImage, BuiltImage } from './layouts.js';
 export { DEFAULT_MAX_MODULE_BYTES } from './wasm.js';

@@ -4,14 +4,15 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { rootLogger } from '../common/log.js';
 import { OciError } from './errors.js';
-import { buildImage, DEFAULT_LAYOUT, envoyGatewayCompatible, type WasmLayout } from './layouts.js';
+import { buildImage, DEFAULT_LAYOUT, envoyGatewayCompatible, type BuiltImage, type WasmLayout } from './layouts.js';
 import { clientFor, type RegistryConnectionOptions } from './pull.js';
-import { formatReference, parseReference } from './reference.js';
-import type { ProgressFn } from './registry-client.js';
+import { formatReference, parseReference, type Reference } from './reference.js';
+import type { IncomingBlob, ProgressFn, RegistryClient } from './registry-client.js';
 import { digestHex } from './digest.js';
+import { validateModule } from './wasm.js';
 
 const log = rootLogger.child({ component: 'oci' });
 
@@ -56,17 +57,30 @@ export interface PushResult {
 }
 
 /**
- * Pushes `module` to `reference` in the chosen layout (default `oci`) and returns both digests.
+ * Pushes a module to `reference` in the chosen layout (default `oci`) and returns both digests.
  * Refuses non-wasm or over-size input before any network call. A reference with `@sha256:`
  * must match the manifest that would be built.
+ *
+ * The module is bytes, a `HashedModule` (`readModuleFile`), or a `ModuleFile` (`openModuleFile`,
+ * what `envext oci push` uses). With a `ModuleFile` and a raw layout (`oci`, `cncf`, `oras`) a
+ * module above the client's chunk threshold is uploaded while it is still being read and hashed,
+ * and the `HEAD` that skips an existing blob runs as soon as the digest is known (a hit cancels
+ * the upload). With bytes or a `HashedModule` the digest is known up front, so that `HEAD`
+ * comes first and nothing is sent for a blob the registry has.
  */
 export async function pushWasmModule(
   reference: string,
-  input: Buffer | HashedModule,
+  input: Buffer | HashedModule | ModuleFile,
   opts: PushOptions = {},
 ): Promise<PushResult> {
   const ref = parseReference(reference);
   const layout = opts.format ?? DEFAULT_LAYOUT;
+  if (input instanceof ModuleFile) {
+    // Raw layers stream while the file is read; a pinned push must build its manifest first,
+    // and compat layers need the whole module to make their tar+gzip.
+    if (ref.digest === undefined && STREAMABLE.has(layout)) return pushStreaming(ref, input, layout, opts);
+    return pushWasmModule(reference, await input.hashed(), opts);
+  }
   const hashed = input instanceof HashedModule ? input : undefined;
   const module = hashed === undefined ? (input as Buffer) : hashed.data;
   const built = buildImage(module, layout, {
@@ -108,21 +122,129 @@ export async function pushWasmModule(
         }),
       })),
     );
-    const target = ref.digest ?? ref.tag ?? 'latest';
-    const manifestDigest = await client.putManifest(ref, target, built.manifest, built.manifestMediaType);
-    log.debug('pushed module', { reference: formatReference(ref), manifestDigest, layout });
-    return {
-      reference: `${ref.registry}/${ref.repository}@${manifestDigest}`,
-      ...(ref.tag === undefined ? {} : { tag: ref.tag }),
-      layout,
-      envoyGatewayCompatible: envoyGatewayCompatible(layout),
-      manifestDigest,
-      manifestMediaType: built.manifestMediaType,
-      moduleDigest: built.moduleDigest,
-      moduleSha256: digestHex(built.moduleDigest),
-      size: module.length,
-      blobs: results,
+    return await finishPush(client, ref, built, module.length, results);
+  } finally {
+    if (owned) await client.close();
+  }
+}
+
+/** Puts the manifest once every blob is in, and describes the push. */
+async function finishPush(
+  client: RegistryClient,
+  ref: Reference,
+  built: BuiltImage,
+  size: number,
+  blobs: PushResult['blobs'],
+): Promise<PushResult> {
+  const target = ref.digest ?? ref.tag ?? 'latest';
+  const manifestDigest = await client.putManifest(ref, target, built.manifest, built.manifestMediaType);
+  log.debug('pushed module', { reference: formatReference(ref), manifestDigest, layout: built.layout });
+  return {
+    reference: `${ref.registry}/${ref.repository}@${manifestDigest}`,
+    ...(ref.tag === undefined ? {} : { tag: ref.tag }),
+    layout: built.layout,
+    envoyGatewayCompatible: envoyGatewayCompatible(built.layout),
+    manifestDigest,
+    manifestMediaType: built.manifestMediaType,
+    moduleDigest: built.moduleDigest,
+    moduleSha256: digestHex(built.moduleDigest),
+    size,
+    blobs,
+  };
+}
+
+/** Layouts whose module layer is the raw file, so it can be uploaded while being read. */
+const STREAMABLE: ReadonlySet<WasmLayout> = new Set<WasmLayout>(['oci', 'cncf', 'oras']);
+
+async function pushStreaming(
+  ref: Reference,
+  file: ModuleFile,
+  layout: WasmLayout,
+  opts: PushOptions,
+): Promise<PushResult> {
+  // The same checks as buildImage, on the size and the first bytes, before any request.
+  validateModule(
+    file.data.subarray(0, await file.ready(Math.min(8, file.size))),
+    'the module to push',
+    opts.maxBytes,
+    file.size,
+  );
+  const { client, owned } = clientFor(opts);
+  const stop = new AbortController();
+  try {
+    const done = new Map<string, number>();
+    let total = file.size;
+    const report = (key: string, n: number): void => {
+      done.set(key, n);
+      let sum = 0;
+      for (const v of done.values()) sum += v;
+      opts.onProgress?.(sum, total);
     };
+    const upload = client.pushBlobFrom(ref, file, {
+      ...(opts.mountFrom === undefined ? {} : { mountFrom: opts.mountFrom }),
+      onProgress: (n) => report('module', n),
+      signal: stop.signal,
+    });
+    // Awaited below; a failure while the file is still being read is not unhandled meanwhile.
+    upload.catch(() => undefined);
+    let hashed: HashedModule;
+    try {
+      hashed = await file.hashed();
+    } catch (e) {
+      stop.abort(e);
+      await upload.catch(() => undefined);
+      throw e;
+    }
+    if (hashed.data !== file.data) {
+      // The file changed size while it was read: the streamed upload stops on its own (its
+      // digest fails); push what the re-read returned, as bytes.
+      await upload.catch(() => undefined);
+      return await pushWasmModule(formatReference(ref), hashed, { ...opts, client });
+    }
+    let built: BuiltImage;
+    try {
+      built = buildImage(hashed.data, layout, {
+        ...(opts.annotations === undefined ? {} : { annotations: opts.annotations }),
+        ...(opts.title === undefined ? {} : { title: opts.title }),
+        ...(opts.maxBytes === undefined ? {} : { maxBytes: opts.maxBytes }),
+        moduleDigest: hashed.digest,
+      });
+    } catch (e) {
+      stop.abort(e);
+      await upload.catch(() => undefined);
+      throw e;
+    }
+    const others = [
+      ...new Map(built.blobs.filter((b) => b.digest !== hashed.digest).map((b) => [b.digest, b])).values(),
+    ];
+    total += others.reduce((n, b) => n + b.data.length, 0);
+    const results = new Map<string, PushResult['blobs'][number]['result']>();
+    try {
+      await Promise.all([
+        upload.then((r) => results.set(hashed.digest, r)),
+        ...others.map(async (b) =>
+          results.set(
+            b.digest,
+            await client.pushBlob(ref, b.data, {
+              digest: b.digest,
+              ...(opts.mountFrom === undefined ? {} : { mountFrom: opts.mountFrom }),
+              onProgress: (n) => report(b.digest, n),
+            }),
+          ),
+        ),
+      ]);
+    } catch (e) {
+      stop.abort(e);
+      await upload.catch(() => undefined);
+      throw e;
+    }
+    const blobs = [...new Map(built.blobs.map((b) => [b.digest, b])).values()].map((b) => ({
+      digest: b.digest,
+      mediaType: b.mediaType,
+      size: b.data.length,
+      result: results.get(b.digest) ?? ('uploaded' as const),
+    }));
+    return await finishPush(client, ref, built, hashed.data.length, blobs);
   } finally {
     if (owned) await client.close();
   }
@@ -146,44 +268,155 @@ export class HashedModule {
   }
 }
 
-/** Read size of `readModuleFile`: large enough that each read is cheap, small enough to overlap. */
+/** Read size of module files: large enough that each read is cheap, small enough to overlap. */
 const READ_CHUNK = 4 * 1024 * 1024;
 
+/** The file changed size while it was read; its bytes are read again as a stream. */
+class FileChangedError extends Error {
+  constructor(path: string) {
+    super(`${path} changed size while it was read`);
+  }
+}
+
 /**
- * Reads a module file and hashes it in the same pass, for
- * `pushWasmModule(ref, await readModuleFile(path))`. A regular file is read straight into one
- * buffer of its size (no chunk list, no concatenation copy), and the next read is already in
- * flight on the thread pool while the current chunk is hashed, so the whole costs about
- * max(read, hash) instead of read + hash + copy (measured: 32 MiB went from 80–130 ms to the
- * sha256 time). Pipes, devices and files that change size while being read take the streaming
- * path.
+ * A module file being read and hashed in the background (`openModuleFile`). A regular file is
+ * read straight into one buffer of its size (no chunk list, no concatenation copy), with the next
+ * read in flight on the thread pool while the current chunk is hashed, so the whole costs about
+ * max(read, hash); `pushWasmModule` uploads the bytes as they become final (`ready`) instead of
+ * waiting for the digest. A file that changes size while it is read is read again as a stream:
+ * `digest` then fails and `hashed()` returns the re-read bytes.
  */
-export async function readModuleFile(path: string): Promise<HashedModule> {
+export class ModuleFile implements IncomingBlob {
+  /** Bytes of `data` that are read and final. */
+  private filled = 0;
+  private failure: Error | undefined;
+  private waiters: { n: number; resolve: (filled: number) => void; reject: (e: Error) => void }[] = [];
+  /** `sha256:` of `data` once it is all read; fails when the read fails or the file changed. */
+  readonly digest: Promise<string>;
+  private readonly result: Promise<HashedModule>;
+
+  private constructor(
+    readonly path: string,
+    /** Size from `fstat` when the read began. */
+    readonly size: number,
+    /** The buffer being filled; see `ready`. */
+    readonly data: Buffer,
+    source: FileHandle | HashedModule,
+  ) {
+    if (source instanceof HashedModule) {
+      this.filled = size;
+      this.digest = Promise.resolve(source.digest);
+      this.result = Promise.resolve(source);
+    } else {
+      this.digest = this.readAll(source);
+      this.result = this.digest.then(
+        (digest) => HashedModule.fromVerified(this.data, digest),
+        async (e: unknown) => {
+          if (e instanceof FileChangedError) return readStreaming(path);
+          throw e;
+        },
+      );
+    }
+    // Both are awaited by whoever uses them; unused, their failure is not an unhandled rejection.
+    this.digest.catch(() => undefined);
+    this.result.catch(() => undefined);
+  }
+
+  /** @internal Used by `openModuleFile`. */
+  static start(path: string, size: number, fh: FileHandle): ModuleFile {
+    return new ModuleFile(path, size, Buffer.allocUnsafe(size), fh);
+  }
+
+  /** @internal Used by `openModuleFile` for what is not a regular file (read whole first). */
+  static complete(path: string, hashed: HashedModule): ModuleFile {
+    return new ModuleFile(path, hashed.data.length, hashed.data, hashed);
+  }
+
+  /** Resolves with the count of final bytes of `data` once there are at least `n` (capped at `size`). */
+  ready(n: number): Promise<number> {
+    if (this.filled >= Math.min(n, this.size)) return Promise.resolve(this.filled);
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.waiters.push({ n: Math.min(n, this.size), resolve, reject }));
+  }
+
+  /** The whole module with its digest (the re-read bytes if the file changed while read). */
+  hashed(): Promise<HashedModule> {
+    return this.result;
+  }
+
+  private advance(filled: number): void {
+    this.filled = filled;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) {
+      if (filled >= w.n) w.resolve(filled);
+      else this.waiters.push(w);
+    }
+  }
+
+  private fail(e: unknown): void {
+    const error = e instanceof Error ? e : new Error(String(e));
+    this.failure = error;
+    for (const w of this.waiters) w.reject(error);
+    this.waiters = [];
+  }
+
+  private async readAll(fh: FileHandle): Promise<string> {
+    try {
+      const { size, data } = this;
+      const hash = createHash('sha256');
+      let off = 0;
+      let pending = size > 0 ? fh.read(data, 0, Math.min(READ_CHUNK, size), 0) : undefined;
+      while (pending !== undefined) {
+        const { bytesRead } = await pending;
+        if (bytesRead === 0) break;
+        const start = off;
+        off += bytesRead;
+        pending = off < size ? fh.read(data, off, Math.min(READ_CHUNK, size - off), off) : undefined;
+        // Final as soon as read: an upload may send them while they are hashed.
+        this.advance(off);
+        hash.update(data.subarray(start, off));
+      }
+      // Shrunk (short) or grown (one more byte readable) while we read.
+      if (off !== size || (await fh.read(Buffer.alloc(1), 0, 1, size)).bytesRead !== 0) {
+        throw new FileChangedError(this.path);
+      }
+      return `sha256:${hash.digest('hex')}`;
+    } catch (e) {
+      this.fail(e);
+      throw e;
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/**
+ * Opens a module file and starts reading and hashing it, for
+ * `pushWasmModule(ref, await openModuleFile(path))` (which uploads while it reads) or
+ * `(await openModuleFile(path)).hashed()`. Fails here when the file cannot be opened. Pipes,
+ * devices and other non-regular files are read whole as a stream before this returns.
+ */
+export async function openModuleFile(path: string): Promise<ModuleFile> {
   const fh = await open(path, 'r');
+  let started = false;
   try {
     const stat = await fh.stat();
-    if (!stat.isFile()) return await readStreaming(path);
-    const size = stat.size;
-    const data = Buffer.allocUnsafe(size);
-    const hash = createHash('sha256');
-    let off = 0;
-    let pending = size > 0 ? fh.read(data, 0, Math.min(READ_CHUNK, size), 0) : undefined;
-    while (pending !== undefined) {
-      const { bytesRead } = await pending;
-      if (bytesRead === 0) break;
-      const start = off;
-      off += bytesRead;
-      pending = off < size ? fh.read(data, off, Math.min(READ_CHUNK, size - off), off) : undefined;
-      hash.update(data.subarray(start, off));
-    }
-    // Shrunk (short) or grown (one more byte readable) while we read: read it again as a stream.
-    if (off !== size || (await fh.read(Buffer.alloc(1), 0, 1, size)).bytesRead !== 0) {
-      return await readStreaming(path);
-    }
-    return HashedModule.fromVerified(data, `sha256:${hash.digest('hex')}`);
+    if (!stat.isFile()) return ModuleFile.complete(path, await readStreaming(path));
+    started = true;
+    return ModuleFile.start(path, stat.size, fh);
   } finally {
-    await fh.close();
+    if (!started) await fh.close();
   }
+}
+
+/**
+ * Reads a module file and hashes it in the same pass (see `ModuleFile`), for
+ * `pushWasmModule(ref, await readModuleFile(path))` when the digest should be known before any
+ * request: the skip of an existing blob then costs one `HEAD` and sends nothing.
+ */
+export async function readModuleFile(path: string): Promise<HashedModule> {
+  return (await openModuleFile(path)).hashed();
 }
 
 async function readStreaming(path: string): Promise<HashedModule> {

@@ -21,7 +21,8 @@ import { inspectWasmImage } from './inspect.js';
 import { WASM_LAYOUTS, type WasmLayout } from './layouts.js';
 import { MediaType } from './media-types.js';
 import { pullWasmModule, type RegistryConnectionOptions } from './pull.js';
-import { pushWasmModule } from './push.js';
+import { openModuleFile, pushWasmModule } from './push.js';
+import { RegistryClient } from './registry-client.js';
 
 const run = promisify(execFile);
 
@@ -123,6 +124,29 @@ describe.each<RegistryMode>(['plain', 'basic', 'token'])('registry in %s mode', 
       moduleDigest: pushed.moduleDigest,
       moduleSize: module.length,
     });
+  });
+
+  it('uploads a module file while reading it (chunked), read back by skopeo; a re-push skips it', async () => {
+    const big = makeWasmModule(300_000, `streamed-${mode}`);
+    const file = join(work, 'streamed.wasm');
+    await writeFile(file, big);
+    const client = new RegistryClient({ ...connection(reg), chunkThreshold: 64 * 1024, chunkSize: 100 * 1024 });
+    try {
+      const ref = `${reg.host}/filters/streamed:v1`;
+      const pushed = await pushWasmModule(ref, await openModuleFile(file), { client });
+      expect(pushed.blobs.map((b) => b.result)).toEqual(['uploaded', 'uploaded']);
+      expect(pushed.moduleDigest).toBe(sha256Digest(big));
+      const raw = await skopeo(['inspect', '--raw', ...skopeoFlags(reg, ''), `docker://${ref}`]);
+      expect(sha256Digest(raw)).toBe(pushed.manifestDigest);
+      const out = join(work, 'copy-streamed');
+      await skopeo(['copy', '--preserve-digests', ...skopeoFlags(reg, 'src'), `docker://${ref}`, `oci:${out}:v1`]);
+      expect(await readFile(join(out, 'blobs', 'sha256', pushed.moduleSha256))).toEqual(big);
+      const again = await pushWasmModule(`${reg.host}/filters/streamed:v2`, await openModuleFile(file), { client });
+      expect(again.blobs.map((b) => b.result)).toEqual(['exists', 'exists']);
+      expect(again.manifestDigest).toBe(pushed.manifestDigest);
+    } finally {
+      await client.close();
+    }
   });
 
   it('pulls every layout pushed by skopeo copy', async () => {

@@ -4,7 +4,7 @@
  * another host, TLS trust, token caching and expiry, OAuth2 identity tokens, tag listing.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ import { staticCredentials } from './credentials.js';
 import { sha256Digest } from './digest.js';
 import { isOciError } from './errors.js';
 import { pullWasmModule } from './pull.js';
-import { pushWasmModule, readModuleFile } from './push.js';
+import { openModuleFile, pushWasmModule, readModuleFile } from './push.js';
 import { RegistryClient } from './registry-client.js';
 
 const run = promisify(execFile);
@@ -63,35 +63,43 @@ describe('uploads (plain registry behind a recording proxy)', () => {
     }
   });
 
-  it('streams large chunks and replays one after a 503', async () => {
-    const big = makeWasmModule(5 * 1024 * 1024, 'big');
-    let failed = false;
-    const lengths: string[] = [];
-    proxy.setRule((r) => {
-      if (r.method !== 'PATCH') return undefined;
-      lengths.push(String(r.headers['content-length']));
-      if (!failed) {
-        failed = true;
-        return { status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}' };
+  it.each([{ input: 'bytes' }, { input: 'file' }])(
+    'streams large chunks and replays one after a 503 ($input)',
+    async ({ input }) => {
+      const big = makeWasmModule(5 * 1024 * 1024, `big-${input}`);
+      let failed = false;
+      const lengths: string[] = [];
+      proxy.setRule((r) => {
+        if (r.method !== 'PATCH') return undefined;
+        lengths.push(String(r.headers['content-length']));
+        if (!failed) {
+          failed = true;
+          return { status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}' };
+        }
+        return undefined;
+      });
+      const client = new RegistryClient({
+        chunkThreshold: 1024 * 1024,
+        chunkSize: 3 * 1024 * 1024,
+        retryBaseMs: 1,
+        retryMaxMs: 5,
+      });
+      const dir = await mkdtemp(join(tmpdir(), 'envext-oci-503-'));
+      try {
+        await writeFile(join(dir, 'big.wasm'), big);
+        // A file is uploaded while it is read: the replay must send the same bytes again.
+        const source = input === 'file' ? await openModuleFile(join(dir, 'big.wasm')) : big;
+        await pushWasmModule(`${proxy.host}/up/big-${input}:v1`, source, { client });
+        // The first 3 MiB chunk twice (503, then the replay), then the 2 MiB rest; Content-Length kept.
+        expect(lengths).toEqual(['3145728', '3145728', '2097152']);
+        expect((await pullWasmModule(`${proxy.host}/up/big-${input}:v1`, { client })).bytes.equals(big)).toBe(true);
+      } finally {
+        proxy.setRule(undefined);
+        await client.close();
+        await rm(dir, { recursive: true, force: true });
       }
-      return undefined;
-    });
-    const client = new RegistryClient({
-      chunkThreshold: 1024 * 1024,
-      chunkSize: 3 * 1024 * 1024,
-      retryBaseMs: 1,
-      retryMaxMs: 5,
-    });
-    try {
-      await pushWasmModule(`${proxy.host}/up/big:v1`, big, { client });
-      // The first 3 MiB chunk twice (503, then the replay), then the 2 MiB rest; Content-Length kept.
-      expect(lengths).toEqual(['3145728', '3145728', '2097152']);
-      expect((await pullWasmModule(`${proxy.host}/up/big:v1`, { client })).bytes.equals(big)).toBe(true);
-    } finally {
-      proxy.setRule(undefined);
-      await client.close();
-    }
-  });
+    },
+  );
 
   it('mounts from another repository, and falls back to an upload on 202', async () => {
     const client = new RegistryClient();
@@ -187,6 +195,96 @@ describe('uploads (plain registry behind a recording proxy)', () => {
       expect(hashed.data.equals(data)).toBe(true);
       expect(hashed.digest).toBe(sha256Digest(data));
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('uploads a module file while reading it, then skips it on a re-push without completing an upload', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'envext-oci-stream-'));
+    const streamed = makeWasmModule(40_000, 'streamed');
+    const ranges: string[] = [];
+    proxy.setRule((r) => {
+      if (r.method === 'PATCH') ranges.push(String(r.headers['content-range']));
+      return undefined;
+    });
+    const client = new RegistryClient({ chunkThreshold: 10_000, chunkSize: 16_384 });
+    try {
+      const file = join(dir, 'm.wasm');
+      await writeFile(file, streamed);
+      const mark = proxy.log.length;
+      const first = await pushWasmModule(`${proxy.host}/up/streamed:v1`, await openModuleFile(file), { client });
+      expect(first.blobs.map((b) => b.result)).toEqual(['uploaded', 'uploaded']);
+      expect(first.moduleDigest).toBe(sha256Digest(streamed));
+      // POST without a digest, the chunks with Content-Range, the digest on the final PUT.
+      expect(ranges).toEqual(['0-16383', '16384-32767', '32768-39999']);
+      // Two sessions (module, config); the module's bytes went in the PATCHes, so its PUT is empty.
+      const uploads = proxy.log.slice(mark).filter((l) => l.includes('/v2/up/streamed/blobs/uploads/'));
+      expect(uploads.filter((l) => l.startsWith('POST')).length).toBe(2);
+      expect(uploads.filter((l) => l.startsWith('PATCH')).length).toBe(3);
+      expect(
+        uploads.filter((l) => l.startsWith('PUT') && l.includes(encodeURIComponent(first.moduleDigest))),
+      ).toHaveLength(1);
+
+      const again = proxy.log.length;
+      const second = await pushWasmModule(`${proxy.host}/up/streamed:v2`, await openModuleFile(file), { client });
+      expect(second.blobs.map((b) => b.result)).toEqual(['exists', 'exists']);
+      expect(second.manifestDigest).toBe(first.manifestDigest);
+      // The HEAD found the module: no upload was completed, and a session that had sent bytes was cancelled.
+      const log = proxy.log.slice(again);
+      expect(log.filter((l) => /^PUT .*\/blobs\/uploads\//.test(l))).toEqual([]);
+      if (log.some((l) => l.startsWith('PATCH '))) expect(log.some((l) => l.startsWith('DELETE '))).toBe(true);
+      expect((await pullWasmModule(`${proxy.host}/up/streamed:v2`, { client })).bytes.equals(streamed)).toBe(true);
+    } finally {
+      proxy.setRule(undefined);
+      await client.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('pushes what a module file holds after it grew while being read', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'envext-oci-grow-'));
+    const client = new RegistryClient({ chunkThreshold: 1024 * 1024, chunkSize: 4 * 1024 * 1024 });
+    try {
+      const file = join(dir, 'm.wasm');
+      const original = makeWasmModule(24 * 1024 * 1024, 'grow');
+      const tail = Buffer.from('appended while envext was reading');
+      await writeFile(file, original);
+      const opened = await openModuleFile(file);
+      // The read (and the streamed upload) has begun; the file now grows behind it.
+      await appendFile(file, tail);
+      const full = Buffer.concat([original, tail]);
+      const pushed = await pushWasmModule(`${proxy.host}/up/grown:v1`, opened, { client });
+      expect(pushed.moduleDigest).toBe(sha256Digest(full));
+      expect(pushed.size).toBe(full.length);
+      expect((await pullWasmModule(`${proxy.host}/up/grown:v1`, { client })).bytes.equals(full)).toBe(true);
+    } finally {
+      await client.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    { name: 'not wasm', data: Buffer.alloc(64 * 1024, 7), maxBytes: undefined, code: 'OCI_NOT_WASM' as const },
+    {
+      name: 'over the size cap',
+      data: makeWasmModule(64 * 1024, 'cap'),
+      maxBytes: 32 * 1024,
+      code: 'OCI_TOO_LARGE' as const,
+    },
+  ])('refuses a module file that is $name before any request', async ({ data, maxBytes, code }) => {
+    const dir = await mkdtemp(join(tmpdir(), 'envext-oci-refuse-'));
+    const client = new RegistryClient({ chunkThreshold: 10_000 });
+    try {
+      await writeFile(join(dir, 'm.wasm'), data);
+      const mark = proxy.log.length;
+      const err = await pushWasmModule(`${proxy.host}/up/refused:v1`, await openModuleFile(join(dir, 'm.wasm')), {
+        client,
+        ...(maxBytes === undefined ? {} : { maxBytes }),
+      }).catch((e: unknown) => e);
+      expect(isOciError(err, code)).toBe(true);
+      expect(proxy.log.slice(mark)).toEqual([]);
+    } finally {
+      await client.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -13,10 +13,18 @@ export function hasWasmMagic(data: Uint8Array): boolean {
   return data.length >= 8 && MAGIC.every((b, i) => data[i] === b);
 }
 
-/** Throws `OCI_NOT_WASM` / `OCI_TOO_LARGE` unless `data` looks like a module within `maxBytes`. */
-export function validateModule(data: Uint8Array, what: string, maxBytes = DEFAULT_MAX_MODULE_BYTES): void {
-  if (data.length > maxBytes) {
-    throw new OciError('OCI_TOO_LARGE', `${what} is ${data.length} bytes, more than the ${maxBytes} allowed`, {
+/**
+ * Throws `OCI_NOT_WASM` / `OCI_TOO_LARGE` unless `data` looks like a module within `maxBytes`.
+ * `size` is the module's full size when `data` is only its beginning (a file still being read).
+ */
+export function validateModule(
+  data: Uint8Array,
+  what: string,
+  maxBytes = DEFAULT_MAX_MODULE_BYTES,
+  size = data.length,
+): void {
+  if (size > maxBytes) {
+    throw new OciError('OCI_TOO_LARGE', `${what} is ${size} bytes, more than the ${maxBytes} allowed`, {
       hint: 'raise the size limit (--max-size) if this module is really that big',
     });
   }
