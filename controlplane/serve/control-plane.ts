@@ -28,7 +28,7 @@ import type { ModuleServer } from '../wasm-cache/server.js';
 import { AdsServer, type XdsTlsOptions } from '../xds/server/ads-server.js';
 import { SnapshotCache } from '../xds/server/cache.js';
 import { checkReferences } from '../xds/server/snapshot.js';
-import { loadXdsProtos, translateXds } from '../xds/translator/translate.js';
+import { loadXdsProtos, translateXds, XdsTranslationMemo } from '../xds/translator/translate.js';
 import { withProxylessGrpc } from './proxyless-grpc.js';
 
 /** Where resources come from: the file source or the Kubernetes provider. */
@@ -86,6 +86,8 @@ export class ControlPlane {
    * providers keep their identity) are not translated again, so a one-route change costs little.
    */
   private readonly translationCache = new TranslationCache();
+  /** The xDS stage's memo across translations (filter chains, name orders). */
+  private readonly xdsMemo = new XdsTranslationMemo();
   /** The last successful translation. */
   last: TranslateResult | undefined;
 
@@ -181,7 +183,7 @@ export class ControlPlane {
       });
       const published: string[] = [];
       for (const [group, ir] of result.ir) {
-        const xds = translateXds(ir);
+        const xds = translateXds(ir, this.xdsMemo);
         let input = new Map<string, ProtoObject[]>(
           Object.entries(xds).map(([t, list]) => [t, list.map((r) => r.resource)]),
         );

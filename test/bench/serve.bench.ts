@@ -30,7 +30,7 @@ import { FileProvider } from '../../controlplane/provider/file/provider.js';
 import type { ResourceSnapshot } from '../../controlplane/provider/snapshot.js';
 import { AdsServer } from '../../controlplane/xds/server/ads-server.js';
 import { SnapshotCache } from '../../controlplane/xds/server/cache.js';
-import { loadXdsProtos, translateXds } from '../../controlplane/xds/translator/translate.js';
+import { loadXdsProtos, translateXds, XdsTranslationMemo } from '../../controlplane/xds/translator/translate.js';
 import type { ProtoObject } from '../../proto/index.js';
 import { report, round } from './lib.js';
 
@@ -85,15 +85,18 @@ function writeConfig(file: string, objs: unknown[]): void {
   writeFileSync(file, objs.map((o) => stringify(o)).join('---\n'));
 }
 
+/** What ControlPlane keeps across translations. */
+interface Memo {
+  readonly translations: TranslationCache;
+  readonly xds: XdsTranslationMemo;
+}
+
 /** What ControlPlane.process does after the provider's read (no Wasm in this config). */
-function publish(cache: SnapshotCache, snapshot: ResourceSnapshot, translations?: TranslationCache): string {
-  const result = translateGatewayApi(snapshot, {
-    wasmModules: new ResolvedWasmModules(),
-    ...(translations === undefined ? {} : { cache: translations }),
-  });
+function publish(cache: SnapshotCache, snapshot: ResourceSnapshot, memo: Memo): string {
+  const result = translateGatewayApi(snapshot, { wasmModules: new ResolvedWasmModules(), cache: memo.translations });
   let version = '';
   for (const [group, ir] of result.ir) {
-    const xds = translateXds(ir);
+    const xds = translateXds(ir, memo.xds);
     version = cache.set(
       group,
       new Map<string, ProtoObject[]>(Object.entries(xds).map(([t, l]) => [t, l.map((r) => r.resource)])),
@@ -128,9 +131,9 @@ async function measureSize(n: number): Promise<void> {
   const file = join(dir, 'config.yaml');
   const logger = createLogger({ level: 'silent' });
   const provider = new FileProvider({ paths: [dir], logger });
-  const translations = new TranslationCache();
+  const memo: Memo = { translations: new TranslationCache(), xds: new XdsTranslationMemo() };
   writeConfig(file, objects(n));
-  let version = publish(cache, (await provider.load()).snapshot, translations);
+  let version = publish(cache, (await provider.load()).snapshot, memo);
 
   const clients = spawn(
     process.execPath,
@@ -167,13 +170,16 @@ async function measureSize(n: number): Promise<void> {
     const t0 = performance.now();
     const { snapshot } = await provider.load();
     const read = performance.now();
-    version = publish(cache, snapshot, translations);
+    version = publish(cache, snapshot, memo);
     const published = performance.now();
     await until(() => allAcked(version), 60_000, `version ${version}`);
     converge.push(performance.now() - t0);
     alone.push(published - t0);
     reads.push(read - t0);
   }
+  // Memory of the serving process (before the baseline below allocates anything of its own).
+  const rssWithClients = rssMiB();
+  const mem = process.memoryUsage();
   // Baseline: the same one-route change read and translated without the TranslationCache (a
   // provider of its own, so the served one's state is untouched; nothing is published).
   const uncached: number[] = [];
@@ -187,11 +193,10 @@ async function measureSize(n: number): Promise<void> {
     uncached.push(performance.now() - t0);
   }
   rmSync(dir, { recursive: true, force: true });
-  const rssWithClients = rssMiB();
-  const mem = process.memoryUsage();
   const heapMiB = round(mem.heapUsed / 1024 / 1024, 1);
   const heapTotalMiB = round(mem.heapTotal / 1024 / 1024, 1);
   const externalMiB = round(mem.external / 1024 / 1024, 1);
+  const arrayBuffersMiB = round(mem.arrayBuffers / 1024 / 1024, 1);
   clients.kill();
   await server.close(200);
   process.stdout.write(
@@ -207,6 +212,7 @@ async function measureSize(n: number): Promise<void> {
       heapUsedMiB: heapMiB,
       heapTotalMiB,
       externalMiB,
+      arrayBuffersMiB,
       baselineRssMiB: rssBefore,
     }) + '\n',
   );
