@@ -13,6 +13,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType, serviceType } from '../../proto/index.js';
+import { encodeAnswerFast } from './fast-encode.js';
 import { BODY_SEND_MODES, type BodySendMode, type Phase, type StructObject, type StructValue } from './types.js';
 
 export const SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
@@ -82,9 +83,17 @@ export function responseMessageType(): protobuf.Type {
   return (responseType ??= messageType(RESPONSE));
 }
 
-/** Encodes an answer given in protobufjs's internal shape. */
-export function encodeResponse(value: object): Buffer {
+/** Encodes an answer given in protobufjs's internal shape with protobufjs's generic encoder. */
+export function encodeResponseGeneric(value: object): Buffer {
   return responseMessageType().encode(value).finish() as Buffer;
+}
+
+/**
+ * Encodes an answer given in protobufjs's internal shape: the common answers with the direct
+ * encoder (same bytes, see fast-encode.ts), anything else with protobufjs.
+ */
+export function encodeResponse(value: object): Buffer {
+  return encodeAnswerFast(value, encodeResponseGeneric) ?? encodeResponseGeneric(value);
 }
 
 let continues: Readonly<Record<Phase, Buffer>> | undefined;

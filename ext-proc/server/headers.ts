@@ -214,33 +214,14 @@ export function encodeHeaderMutation(
 ): WireHeaderMutation | undefined {
   const out: WireHeaderMutation = { set_headers: [], remove_headers: [] };
   const max = rules.maxHeadersCount ?? 100;
-  const add = (op: 'set' | 'append', input: HeaderInput): void => {
-    const first = new Set<string>();
-    for (const [rawName, value] of pairs(input)) {
-      const name = checkName(rawName, `${field}.${op}`);
-      checkValue(name, value, `${field}.${op}`);
-      const why = disallowedReason(op, name, rules);
-      if (why !== undefined) {
-        if (rules.disallowIsError === true) {
-          throw new InvalidMutationError(`${field}.${op}`, `"${name}": ${why} (and disallow_is_error makes it a 500)`);
-        }
-        dropped.push({ op, name, reason: why });
-        continue;
-      }
-      // `set` with several values for one name: overwrite with the first, append the rest.
-      const append = op === 'append' || first.has(name);
-      first.add(name);
-      out.set_headers.push({
-        header: { key: name, raw_value: Buffer.from(value, 'latin1') },
-        append: { value: append },
-      });
-    }
-  };
-  if (m.set !== undefined) add('set', m.set);
-  if (m.append !== undefined) add('append', m.append);
+  // Per-answer hot path: no closures, no [name, value] pair arrays, no Set (see addHeaders).
+  if (m.set !== undefined) addHeaders(out, 'set', m.set, rules, field, dropped);
+  if (m.append !== undefined) addHeaders(out, 'append', m.append, rules, field, dropped);
   if (m.remove !== undefined) {
-    for (const rawName of m.remove) {
-      const name = checkName(rawName, `${field}.remove`);
+    const remove: unknown = m.remove;
+    if (!Array.isArray(remove)) throw new InvalidMutationError(`${field}.remove`, 'must be a list of header names');
+    for (const rawName of remove as readonly unknown[]) {
+      const name = checkName(rawName, field, 'remove');
       const why = disallowedReason('remove', name, rules);
       if (why !== undefined) {
         if (rules.disallowIsError === true && !(name.startsWith(':') || name === 'host')) {
@@ -262,24 +243,88 @@ export function encodeHeaderMutation(
   return out;
 }
 
-function checkName(raw: string, field: string): string {
-  if (typeof raw !== 'string' || raw.length === 0) throw new InvalidMutationError(field, 'empty header name');
+/** Adds the `set` or `append` part of a mutation to `out` (validated; disallowed changes dropped). */
+function addHeaders(
+  out: WireHeaderMutation,
+  op: 'set' | 'append',
+  input: HeaderInput,
+  rules: MutationRules,
+  field: string,
+  dropped: DroppedMutation[],
+): void {
+  // Where this op's entries start: `set` with several values for one name (an array value, or
+  // names differing only in case) overwrites with the first and appends the rest.
+  const start = out.set_headers.length;
+  if (Array.isArray(input)) {
+    for (const pair of input as readonly (readonly [string, string])[]) {
+      addHeader(out, op, start, pair[0], pair[1], rules, field, dropped);
+    }
+    return;
+  }
+  const obj = input as Readonly<Record<string, string | readonly string[]>>;
+  for (const rawName in obj) {
+    if (!Object.prototype.hasOwnProperty.call(obj, rawName)) continue;
+    const v = obj[rawName];
+    if (typeof v === 'string') addHeader(out, op, start, rawName, v, rules, field, dropped);
+    else if (Array.isArray(v)) {
+      for (const one of v as readonly string[]) addHeader(out, op, start, rawName, one, rules, field, dropped);
+    } else addHeader(out, op, start, rawName, v, rules, field, dropped); // reported by checkValue
+  }
+}
+
+function addHeader(
+  out: WireHeaderMutation,
+  op: 'set' | 'append',
+  start: number,
+  rawName: string,
+  value: unknown,
+  rules: MutationRules,
+  field: string,
+  dropped: DroppedMutation[],
+): void {
+  const name = checkName(rawName, field, op);
+  checkValue(name, value, field, op);
+  const why = disallowedReason(op, name, rules);
+  if (why !== undefined) {
+    if (rules.disallowIsError === true) {
+      throw new InvalidMutationError(`${field}.${op}`, `"${name}": ${why} (and disallow_is_error makes it a 500)`);
+    }
+    dropped.push({ op, name, reason: why });
+    return;
+  }
+  let append = op === 'append';
+  const set = out.set_headers;
+  // Past max_headers_count the mutation is rejected at the end anyway: no quadratic scan then.
+  if (!append && set.length <= (rules.maxHeadersCount ?? 100)) {
+    for (let i = start; i < set.length; i++) {
+      if ((set[i] as WireHeaderOption).header.key === name) {
+        append = true;
+        break;
+      }
+    }
+  }
+  set.push({ header: { key: name, raw_value: Buffer.from(value, 'latin1') }, append: { value: append } });
+}
+
+function checkName(raw: unknown, field: string, op: string): string {
+  if (typeof raw !== 'string' || raw.length === 0)
+    throw new InvalidMutationError(`${field}.${op}`, 'empty header name');
   const name = lower(raw);
   if (Buffer.byteLength(name) > MAX_HEADER_BYTES) {
-    throw new InvalidMutationError(field, `header name longer than ${MAX_HEADER_BYTES} bytes`);
+    throw new InvalidMutationError(`${field}.${op}`, `header name longer than ${MAX_HEADER_BYTES} bytes`);
   }
-  if (!TOKEN.test(name)) throw new InvalidMutationError(field, `invalid header name ${JSON.stringify(raw)}`);
+  if (!TOKEN.test(name)) throw new InvalidMutationError(`${field}.${op}`, `invalid header name ${JSON.stringify(raw)}`);
   return name;
 }
 
-function checkValue(name: string, value: unknown, field: string): void {
+function checkValue(name: string, value: unknown, field: string, op: string): asserts value is string {
   if (typeof value !== 'string') {
-    throw new InvalidMutationError(field, `value of "${name}" must be a string, got ${typeof value}`);
+    throw new InvalidMutationError(`${field}.${op}`, `value of "${name}" must be a string, got ${typeof value}`);
   }
   if (BAD_VALUE.test(value)) {
-    throw new InvalidMutationError(field, `value of "${name}" contains CR, LF or NUL, which Envoy rejects`);
+    throw new InvalidMutationError(`${field}.${op}`, `value of "${name}" contains CR, LF or NUL, which Envoy rejects`);
   }
   if (value.length > MAX_HEADER_BYTES) {
-    throw new InvalidMutationError(field, `value of "${name}" is longer than ${MAX_HEADER_BYTES} bytes`);
+    throw new InvalidMutationError(`${field}.${op}`, `value of "${name}" is longer than ${MAX_HEADER_BYTES} bytes`);
   }
 }

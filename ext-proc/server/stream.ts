@@ -482,7 +482,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   private decide(phase: Phase, msg: WireRequest, payload: object, d: unknown): void {
     const metrics = this.s.metrics;
     if (metrics !== undefined && this.started !== 0) {
-      metrics.handlerSeconds[phase].observe((performance.now() - this.started) / 1000);
+      metrics.handlerSeconds.observe(phase, (performance.now() - this.started) / 1000);
       this.started = 0;
     }
     if (this.observabilityMode) return; // Envoy ignores answers; sending one would only cost.
