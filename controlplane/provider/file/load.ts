@@ -9,179 +9,15 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { glob } from 'tinyglobby';
-import { LineCounter, parseAllDocuments } from 'yaml';
 import { EnvextError, type Problem } from '../../../common/errors.js';
 import type { ValidateOptions } from '../../api/schema.js';
 import { parseResource, type ParsedResource } from '../../api/validate.js';
 import type { ResourceKind } from '../../api/types.js';
 import { SnapshotBuilder, type ResourceSnapshot } from '../snapshot.js';
+import { parseYaml, type LoadResult, type SourcedObject } from './documents.js';
 
-/** Bundle keys (lower-cased) → the kind of the objects listed under them. */
-const BUNDLE_KEYS: Readonly<Record<string, ResourceKind | 'unsupported'>> = {
-  gatewayclass: 'GatewayClass',
-  gatewayclasses: 'GatewayClass',
-  gateways: 'Gateway',
-  httproutes: 'HTTPRoute',
-  grpcroutes: 'GRPCRoute',
-  referencegrants: 'ReferenceGrant',
-  services: 'Service',
-  endpointslices: 'EndpointSlice',
-  secrets: 'Secret',
-  configmaps: 'ConfigMap',
-  namespaces: 'Namespace',
-  envoyextensionpolicies: 'EnvoyExtensionPolicy',
-  backends: 'Backend',
-  envoyproxyforgatewayclass: 'EnvoyProxy',
-  envoyproxiesforgateways: 'EnvoyProxy',
-  envoyproxies: 'EnvoyProxy',
-  // Kinds envext reads but does not translate yet; their objects carry `kind` and are reported.
-  listenersets: 'unsupported',
-  xlistenersets: 'unsupported',
-  backendtlspolicies: 'unsupported',
-  serviceimports: 'unsupported',
-  tcproutes: 'unsupported',
-  udproutes: 'unsupported',
-  tlsroutes: 'unsupported',
-  backendtrafficpolicies: 'unsupported',
-  clienttrafficpolicies: 'unsupported',
-  securitypolicies: 'unsupported',
-  envoypatchpolicies: 'unsupported',
-  httproutefilters: 'unsupported',
-};
-
-/** One object read from YAML, with where it came from. */
-export interface SourcedObject {
-  readonly value: unknown;
-  /** `file:line`. */
-  readonly source: string;
-  /** Kind implied by a bundle key, when the object has none. */
-  readonly defaultKind?: ResourceKind;
-}
-
-export interface LoadResult {
-  readonly objects: SourcedObject[];
-  /** YAML syntax errors and unknown bundle keys. */
-  readonly problems: Problem[];
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Is this document an Envoy Gateway test bundle (a mapping of resource lists, no `kind`)? */
-function isBundle(doc: Record<string, unknown>): boolean {
-  if ('kind' in doc || 'apiVersion' in doc) return false;
-  const keys = Object.keys(doc);
-  return keys.length > 0 && keys.some((k) => k.toLowerCase() in BUNDLE_KEYS);
-}
-
-/** Parses YAML text (one or more documents) into objects. `file` names the source in messages. */
-export function parseYaml(text: string, file: string): LoadResult {
-  let lineCounter = new LineCounter();
-  const options = { prettyErrors: false, uniqueKeys: false, strict: false } as const;
-  let docs = parseAllDocuments(text, { ...options, lineCounter });
-  const failed = (Array.isArray(docs) ? docs : [docs]).some((d) => d.errors.length > 0);
-  if (failed) {
-    // Go's YAML parser (used by kubectl and Envoy Gateway) accepts double-quoted scalars whose
-    // continuation lines are indented less than the key; the YAML 1.2 parser does not. Retry
-    // with those lines indented, which changes no value (folding trims leading spaces).
-    const relaxed = relaxQuotedIndentation(text);
-    if (relaxed !== text) {
-      const retryCounter = new LineCounter();
-      const retry = parseAllDocuments(relaxed, { ...options, lineCounter: retryCounter });
-      if (!(Array.isArray(retry) ? retry : [retry]).some((d) => d.errors.length > 0)) {
-        docs = retry;
-        lineCounter = retryCounter;
-      }
-    }
-  }
-  const objects: SourcedObject[] = [];
-  const problems: Problem[] = [];
-  const docList = Array.isArray(docs) ? docs : [docs];
-  for (const doc of docList) {
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const pos = lineCounter.linePos(e.pos[0]);
-        problems.push({
-          resource: `${file}:${pos.line}:${pos.col}`,
-          field: '',
-          message: `YAML syntax error: ${e.message.split('\n')[0] ?? e.message}`,
-        });
-      }
-      continue;
-    }
-    const range = doc.contents?.range;
-    const line = range === undefined ? 1 : lineCounter.linePos(range[0]).line;
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) continue; // empty document
-    const source = `${file}:${line}`;
-    if (isRecord(value) && value['kind'] === 'List' && Array.isArray(value['items'])) {
-      for (const [i, item] of value['items'].entries()) objects.push({ value: item, source: `${source} items[${i}]` });
-      continue;
-    }
-    if (isRecord(value) && isBundle(value)) {
-      // Line of each listed object, from the YAML nodes.
-      for (const [key, list] of Object.entries(value)) {
-        const kind = BUNDLE_KEYS[key.toLowerCase()];
-        if (kind === undefined) {
-          problems.push({
-            resource: source,
-            field: key,
-            message: `unknown resource list "${key}" in test bundle; known: ${Object.keys(BUNDLE_KEYS).join(', ')}`,
-          });
-          continue;
-        }
-        const items = Array.isArray(list) ? list : [list];
-        for (const [i, item] of items.entries()) {
-          const node = doc.getIn([key, ...(Array.isArray(list) ? [i] : [])], true) as
-            { range?: [number, number, number] } | undefined;
-          const itemLine = node?.range === undefined ? line : lineCounter.linePos(node.range[0]).line;
-          objects.push({
-            value: item,
-            source: `${file}:${itemLine}`,
-            ...(kind === 'unsupported' ? {} : { defaultKind: kind }),
-          });
-        }
-      }
-      continue;
-    }
-    objects.push({ value, source });
-  }
-  return { objects, problems };
-}
-
-/**
- * Indents the continuation lines of a multi-line double-quoted scalar (`key: "text` … `more"`)
- * to one column past the key, so a YAML 1.2 parser reads what Go's parser reads.
- */
-export function relaxQuotedIndentation(text: string): string {
-  const lines = text.split('\n');
-  let inQuote = false;
-  let indent = 0;
-  const unescapedQuotes = (s: string): number => {
-    let n = 0;
-    for (let i = 0; i < s.length; i++) {
-      if (s[i] === '\\') i++;
-      else if (s[i] === '"') n++;
-    }
-    return n;
-  };
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] ?? '';
-    if (inQuote) {
-      const lead = line.length - line.trimStart().length;
-      if (lead <= indent && line.trim() !== '') lines[i] = ' '.repeat(indent + 1) + line.trimStart();
-      if (unescapedQuotes(line) % 2 === 1) inQuote = false;
-      continue;
-    }
-    const m = /^(\s*(?:- )?)[^\s:"'#][^:"]*:\s+"(.*)$/u.exec(line);
-    if (m !== null && unescapedQuotes(m[2] ?? '') % 2 === 0) {
-      inQuote = true;
-      indent = (m[1] ?? '').length;
-    }
-  }
-  return lines.join('\n');
-}
+export { parseYaml, parseYamlStream, relaxQuotedIndentation, YamlDocuments } from './documents.js';
+export type { LoadResult, SourcedObject } from './documents.js';
 
 const YAML_GLOB = ['**/*.yaml', '**/*.yml', '**/*.json'];
 
@@ -240,37 +76,72 @@ function parseJson(text: string, file: string): LoadResult {
   return parseYaml(text, file);
 }
 
+/** The raw identity of an object as written (before defaults), to find its previous version. */
+function rawIdentity(o: SourcedObject): string | undefined {
+  const v = o.value;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const r = v as Record<string, unknown>;
+  const meta = r['metadata'];
+  const m = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>) : {};
+  const str = (x: unknown): string => (typeof x === 'string' ? x : '');
+  return `${str(r['kind']) || (o.defaultKind ?? '')}\0${str(m['namespace'])}\0${str(m['name'])}`;
+}
+
+interface MemoEntry {
+  readonly value: unknown;
+  /** rawIdentity of the value. */
+  readonly name: string | undefined;
+  readonly defaultKind: ResourceKind | undefined;
+  readonly parsed: ParsedResource;
+  /** JSON of the value, computed when first compared. */
+  json?: string;
+}
+
 /**
  * Validated resources kept across reads by a provider, so that an object that did not change
  * gives the same resource object again and a TranslationCache (keyed by object identity) reuses
- * its translation. An object is found by identity (a file whose text did not change keeps its
- * objects) or by content (another object of an edited file, even if its line moved). Only what
- * the last read used is kept. Use one memo with one set of ValidateOptions.
+ * its translation. An object is found by identity of its value (a document whose text did not
+ * change keeps its value objects, even when it moved to another line) or, failing that, by
+ * content: the previous read's object of the same kind, namespace and name, if equal as JSON (a
+ * re-parsed document whose resource did not change, such as the other items of an edited
+ * `kind: List`). Only what the last read used is kept. Use one memo with one set of ValidateOptions.
  */
 export class ValidationMemo {
-  private byObject = new WeakMap<SourcedObject, { readonly key: string; readonly parsed: ParsedResource }>();
-  private byContent = new Map<string, ParsedResource>();
-  private next = new Map<string, ParsedResource>();
+  private byValue = new WeakMap<object, MemoEntry>();
+  private byName = new Map<string, MemoEntry>();
+  private next = new Map<string, MemoEntry>();
+  /** Validations done (cache misses) since the memo was made. */
+  validations = 0;
 
   parse(o: SourcedObject, options: ValidateOptions): ParsedResource {
-    const known = this.byObject.get(o);
-    if (known !== undefined) {
-      this.next.set(known.key, known.parsed);
+    const value = o.value;
+    const isObject = typeof value === 'object' && value !== null;
+    const known = isObject ? this.byValue.get(value) : undefined;
+    if (known !== undefined && known.defaultKind === o.defaultKind) {
+      if (known.name !== undefined) this.next.set(known.name, known);
       return known.parsed;
     }
-    const key = `${o.defaultKind ?? ''}\0${JSON.stringify(o.value) ?? ''}`;
-    const parsed =
-      this.byContent.get(key) ??
-      this.next.get(key) ??
-      parseResource(o.value, o.source, o.defaultKind, 'default', options);
-    this.byObject.set(o, { key, parsed });
-    this.next.set(key, parsed);
-    return parsed;
+    const name = rawIdentity(o);
+    let entry: MemoEntry | undefined;
+    const previous = name === undefined ? undefined : (this.byName.get(name) ?? this.next.get(name));
+    if (previous !== undefined && previous.defaultKind === o.defaultKind) {
+      previous.json ??= JSON.stringify(previous.value);
+      const json = JSON.stringify(value);
+      if (json === previous.json) entry = { value, name, defaultKind: o.defaultKind, parsed: previous.parsed, json };
+    }
+    if (entry === undefined) {
+      this.validations++;
+      const parsed = parseResource(value, o.source, o.defaultKind, 'default', options);
+      entry = { value, name, defaultKind: o.defaultKind, parsed };
+    }
+    if (isObject) this.byValue.set(value, entry);
+    if (name !== undefined) this.next.set(name, entry);
+    return entry.parsed;
   }
 
-  /** Ends a read: content seen in it is what the next read can reuse. */
+  /** Ends a read: what was seen in it is what the next read can reuse by content. */
   endRead(): void {
-    this.byContent = this.next;
+    this.byName = this.next;
     this.next = new Map();
   }
 }

@@ -178,6 +178,128 @@ describe('FileProvider', () => {
     expect(fourth.get('default/c')).toBe(third.get('default/c'));
   });
 
+  describe('one big file, edited document by document', () => {
+    const route = (i: number, path = `/r${i}`): string => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r${i}, namespace: default}
+spec:
+  parentRefs: [{name: a}]
+  rules: [{matches: [{path: {type: PathPrefix, value: ${path}}}]}]
+`;
+    const bad = (i: number): string => `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: bad${i}, namespace: default}
+spec: {listeners: []}
+`;
+    const file = (docs: string[]): string => docs.join('---\n');
+    const routes = (n: number): string[] => Array.from({ length: n }, (_, i) => route(i));
+
+    // [name, before, after, documents parsed, documents moved, routes whose resource object is new]
+    it.each<[string, string[], string[], number, number, number[]]>([
+      ['one route changed', routes(50), routes(50).map((d, i) => (i === 7 ? route(7, '/new') : d)), 1, 0, [7]],
+      ['one route inserted above the rest', routes(50), [route(99), ...routes(50)], 1, 50, [99]],
+      ['one route deleted', routes(50), routes(50).filter((_, i) => i !== 3), 0, 46, []],
+      ['a comment added at the top', routes(50), [`# note\n${route(0)}`, ...routes(50).slice(1)], 1, 49, []],
+      ['nothing changed but the file was rewritten', routes(50), routes(50), 0, 0, []],
+    ])('%s', async (_name, before, after, parsed, moved, changed) => {
+      const dir = tempDir();
+      writeFileSync(join(dir, 'routes.yaml'), file([gateway('a'), ...before]));
+      const provider = new FileProvider({ paths: [dir], logger: silent, cwd: dir });
+      const first = (await provider.load()).snapshot;
+      writeFileSync(join(dir, 'routes.yaml'), file([gateway('a'), ...after]));
+      const second = (await provider.load()).snapshot;
+      const rewrittenOnly = before.join() === after.join();
+      expect(provider.lastRead).toEqual(
+        rewrittenOnly
+          ? { changedFiles: 0, documents: 0, parsedDocuments: 0, movedDocuments: 0 }
+          : { changedFiles: 1, documents: after.length + 1, parsedDocuments: parsed, movedDocuments: moved },
+      );
+      for (const [key, resource] of second.resources.HTTPRoute) {
+        const i = Number(key.slice('default/r'.length));
+        if (changed.includes(i)) expect(resource, key).not.toBe(first.resources.HTTPRoute.get(key));
+        else expect(resource, key).toBe(first.resources.HTTPRoute.get(key));
+      }
+      expect(second.resources.Gateway.get('default/a')).toBe(first.resources.Gateway.get('default/a'));
+    });
+
+    it('names the new line of a moved document, and the line and column of a YAML error below moved ones', async () => {
+      const dir = tempDir();
+      const path = join(dir, 'routes.yaml');
+      writeFileSync(path, file([gateway('a'), route(1), bad(1), route(2)]));
+      const provider = new FileProvider({ paths: [dir], logger: silent, cwd: dir });
+      const first = await provider.load();
+      expect(first.snapshot.rejected.map((r) => r.source)).toEqual(['routes.yaml:15']);
+      // Two routes inserted above: the invalid Gateway is reused (same text) but now on line 29.
+      writeFileSync(path, file([gateway('a'), route(3), route(4), route(1), bad(1), route(2)]));
+      const second = await provider.load();
+      expect(second.snapshot.rejected.map((r) => r.source)).toEqual(['routes.yaml:29']);
+      expect(second.snapshot.rejected[0]?.problems[0]?.resource).toContain('(routes.yaml:29)');
+      expect(provider.lastRead.parsedDocuments).toBe(2);
+      // A syntax error in the last document (an unclosed flow sequence, reported where the text
+      // ends, as a full parse reports it), and the file
+      // keeps its last good content (route r2 is still there, nothing from the broken text).
+      writeFileSync(path, file([gateway('a'), route(3), route(4), route(1), bad(1), 'spec: [unclosed\n']));
+      const third = await provider.load();
+      expect(third.problems.map((p) => p.resource)).toEqual(['routes.yaml:35:1']);
+      expect([...third.snapshot.resources.HTTPRoute.keys()].sort()).toEqual([
+        'default/r1',
+        'default/r2',
+        'default/r3',
+        'default/r4',
+      ]);
+      expect(third.snapshot.resources.HTTPRoute.get('default/r1')).toBe(
+        second.snapshot.resources.HTTPRoute.get('default/r1'),
+      );
+      // Fixed again: only the fixed document is parsed.
+      writeFileSync(path, file([gateway('a'), route(3), route(4), route(1), bad(1), route(5)]));
+      const fourth = await provider.load();
+      expect(fourth.problems).toEqual([]);
+      expect(provider.lastRead.parsedDocuments).toBe(1);
+      expect(fourth.snapshot.resources.HTTPRoute.has('default/r5')).toBe(true);
+      expect(fourth.snapshot.resources.HTTPRoute.has('default/r2')).toBe(false);
+    });
+
+    it('warns about a resource defined twice with both sources, and reads JSON files', async () => {
+      const dir = tempDir();
+      const lines: string[] = [];
+      const logger = createLogger({
+        level: 'warn',
+        format: 'json',
+        sink: { write: (l: string) => void lines.push(l) },
+      });
+      writeFileSync(join(dir, 'a.yaml'), file([route(1), route(2), route(1, '/again')]));
+      writeFileSync(
+        join(dir, 'b.json'),
+        JSON.stringify({
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'HTTPRoute',
+          metadata: { name: 'j' },
+          spec: {},
+        }),
+      );
+      const provider = new FileProvider({ paths: [dir], logger, cwd: dir });
+      const { snapshot } = await provider.load();
+      expect([...snapshot.resources.HTTPRoute.keys()].sort()).toEqual(['default/j', 'default/r1', 'default/r2']);
+      expect(lines.join('')).toContain('HTTPRoute default/r1 (a.yaml:1 and a.yaml:15)');
+      // The JSON file is edited: read again, the YAML file is not.
+      writeFileSync(
+        join(dir, 'b.json'),
+        JSON.stringify({
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'HTTPRoute',
+          metadata: { name: 'k' },
+          spec: {},
+        }),
+      );
+      const second = await provider.load();
+      expect(provider.lastRead).toEqual({ changedFiles: 1, documents: 1, parsedDocuments: 1, movedDocuments: 0 });
+      expect(second.snapshot.resources.HTTPRoute.has('default/k')).toBe(true);
+      expect(second.snapshot.resources.HTTPRoute.get('default/r2')).toBe(
+        snapshot.resources.HTTPRoute.get('default/r2'),
+      );
+    });
+  });
+
   it('fails clearly on a path that does not exist', async () => {
     const provider = new FileProvider({ paths: [join(tempDir(), 'nope')], logger: silent });
     await expect(provider.load()).rejects.toMatchObject({ code: 'CONTROLPLANE_INPUT_NOT_FOUND' });
