@@ -4,7 +4,7 @@
  * code, and afterwards the module cache holds nothing — no blob, no record, no reference, no
  * temp file.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -308,6 +308,23 @@ describe('pull: bad input leaves the cache clean', () => {
         // One try and three retries, then a clear failure.
         expect(proxy.log.slice(before).filter((l) => l.startsWith('GET') && l.includes('/manifests/'))).toHaveLength(4);
       }
+      // Without a cache, pulling to a file (written while it downloads): the file that was
+      // there stays as it was, and no temporary file is left next to it.
+      const outDir = await mkdtemp(join(work, 'out-'));
+      const out = join(outDir, 'module.wasm');
+      await writeFile(out, 'the previous module');
+      const again = await pullWasmModule(`${proxy.host}/${repo}:v1`, {
+        client,
+        outputFile: out,
+        ...(maxBytes === undefined ? {} : { maxBytes }),
+        ...(expected === undefined ? {} : { expectedManifestDigest: expected }),
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((again as { code?: string }).code).toBe(code);
+      expect(await readdir(outDir)).toEqual(['module.wasm']);
+      expect(await readFile(out, 'utf8')).toBe('the previous module');
     } finally {
       await client.close();
       proxy.setRule(undefined);
@@ -331,6 +348,49 @@ describe('pull: bad input leaves the cache clean', () => {
     }
   });
 
+  // 9 MiB: the file gets its first 4 MiB writes while the download is still running.
+  it.each([
+    {
+      name: 'resumed after an early close',
+      fault: { truncateAt: 5 * 1024 * 1024 + 7 },
+      code: undefined as OciErrorCode | undefined,
+    },
+    {
+      name: 'corrupted at 8 MiB',
+      fault: { mutate: (b: Buffer) => Buffer.from(b.map((x, i) => (i === 8 * 1024 * 1024 ? x ^ 1 : x))) },
+      code: 'OCI_DIGEST_MISMATCH' as OciErrorCode | undefined,
+    },
+  ])('pulls a large module to a file while it downloads: $name', async ({ fault, code }) => {
+    const big = makeWasmModule(9 * 1024 * 1024, 'bad-input-big');
+    await pushWasmModule(`${reg.host}/bad/big:v1`, big, { client: direct });
+    let first = true;
+    proxy.setRule((r) => {
+      if (!isBlobGet(r) || (code === undefined && !first)) return undefined;
+      first = false;
+      return fault;
+    });
+    const client = new RegistryClient({ retries: 1, retryBaseMs: 1, retryMaxMs: 5 });
+    try {
+      const outDir = await mkdtemp(join(work, 'out-'));
+      const out = join(outDir, 'module.wasm');
+      await writeFile(out, 'the previous module');
+      const result = await pullWasmModule(`${proxy.host}/bad/big:v1`, { client, outputFile: out }).then(
+        (m) => m,
+        (e: unknown) => e,
+      );
+      expect(await readdir(outDir)).toEqual(['module.wasm']);
+      if (code === undefined) {
+        expect((await readFile(out)).equals(big)).toBe(true);
+      } else {
+        expect(isOciError(result, code)).toBe(true);
+        expect(await readFile(out, 'utf8')).toBe('the previous module');
+      }
+    } finally {
+      await client.close();
+      proxy.setRule(undefined);
+    }
+  });
+
   it('resumes an early-closed blob download with Range', async () => {
     let cut = true;
     const ranges: string[] = [];
@@ -345,9 +405,12 @@ describe('pull: bad input leaves the cache clean', () => {
     });
     const client = new RegistryClient({ retryBaseMs: 1, retryMaxMs: 5 });
     try {
-      const m = await pullWasmModule(`${proxy.host}/bad/good:v1`, { client });
+      const out = join(await mkdtemp(join(work, 'out-')), 'module.wasm');
+      const m = await pullWasmModule(`${proxy.host}/bad/good:v1`, { client, outputFile: out });
       expect(m.bytes.equals(module)).toBe(true);
       expect(ranges).toEqual(['bytes=12345-']);
+      // The file written during the download holds both parts.
+      expect((await readFile(out)).equals(module)).toBe(true);
     } finally {
       await client.close();
       proxy.setRule(undefined);

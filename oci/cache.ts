@@ -145,6 +145,15 @@ export class ModuleCache {
     }
   }
 
+  /**
+   * A fresh path in `tmp/` for a module being downloaded (`store`'s `moduleFile`). Nothing reads
+   * `tmp/`; the caller renames the file through `store` or deletes it.
+   */
+  async temporaryPath(): Promise<string> {
+    await this.init();
+    return join(this.dir, 'tmp', `${randomBytes(8).toString('hex')}.tmp`);
+  }
+
   private async writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
     const tmp = join(this.dir, 'tmp', `${randomBytes(8).toString('hex')}.tmp`);
     try {
@@ -158,13 +167,16 @@ export class ModuleCache {
 
   /**
    * Stores a verified module and its manifest, then (optionally) points `reference` at it.
-   * Evicts least recently used modules afterwards if the store is over `maxBytes`.
+   * Evicts least recently used modules afterwards if the store is over `maxBytes`. With
+   * `moduleFile` (a `temporaryPath` already holding exactly `module`, written while it
+   * downloaded) that file is renamed into place instead of writing the bytes again.
    */
   async store(
     record: CachedModuleRecord,
     module: Uint8Array,
     manifest: Uint8Array,
     reference?: string,
+    options: { moduleFile?: string } = {},
   ): Promise<CachedModule> {
     if (module.length > this.maxBytes) {
       throw new OciError(
@@ -178,7 +190,8 @@ export class ModuleCache {
     await this.init();
     const path = this.blobPath(record.moduleDigest);
     await this.writeAtomic(this.blobPath(record.manifestDigest), manifest);
-    await this.writeAtomic(path, module);
+    if (options.moduleFile === undefined) await this.writeAtomic(path, module);
+    else await rename(options.moduleFile, path);
     await this.writeAtomic(this.recordPath(record.manifestDigest), JSON.stringify(record));
     if (reference !== undefined) await this.setReference(reference, record.manifestDigest);
     await this.evict(record.manifestDigest);

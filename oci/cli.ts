@@ -6,7 +6,7 @@
  * with its credential helpers. `login` checks the credentials against the registry before it
  * writes them, the way `docker login` and `oras login` do.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import {
   booleanOption,
@@ -271,13 +271,14 @@ const pullCommand: Command = {
       ...(policy === undefined ? {} : { pullPolicy: policy as PullPolicy }),
       ...(sha === undefined ? {} : { expectedManifestDigest: sha }),
       maxBytes,
+      // Written while it downloads and renamed into place once verified.
+      ...(output === '-' ? {} : { outputFile: output }),
       onProgress: (d, t) => bar.update(d, t),
     }).finally(() => bar.finish());
     if (output === '-') {
       ctx.stdout.write(r.bytes);
       return;
     }
-    await writeFile(output, r.bytes);
     const { bytes: _bytes, ...meta } = r;
     if (json) return writeJson(ctx, { ...meta, output });
     ctx.stdout.write(

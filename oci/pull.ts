@@ -21,7 +21,9 @@
  * manifest digest (one `HEAD`) and downloads only when that digest is not cached. The default is
  * `IfNotPresent`, except for the tag `latest`, which defaults to `Always`.
  */
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { rootLogger } from '../common/log.js';
 import type { CachedModule, ModuleCache } from './cache.js';
 import type { CredentialProvider } from './credentials.js';
@@ -144,21 +146,33 @@ function fromCached(reference: string, c: CachedModule, fromCache: boolean): Res
   };
 }
 
-/** Downloads the module a manifest describes, verifies and validates it. */
+/**
+ * Downloads the module a manifest describes, verifies and validates it. With `writeTo` (a
+ * temporary file the caller renames on success and deletes on failure) a raw layer (every layout
+ * but compat) is also written there while it downloads; `written` says whether that happened.
+ */
 export async function fetchModule(
   client: RegistryClient,
   ref: Reference,
   manifest: FetchedManifest,
-  opts: { maxBytes?: number; onProgress?: ProgressFn } = {},
-): Promise<{ image: WasmImage; module: Buffer }> {
+  opts: { maxBytes?: number; onProgress?: ProgressFn; writeTo?: string } = {},
+): Promise<{ image: WasmImage; module: Buffer; written: boolean }> {
   const subject = formatReference(ref);
   const image = detectLayout(manifest, subject);
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MODULE_BYTES;
-  const blob = await client.fetchBlob(ref, image.layer, {
-    maxBytes,
-    ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
-  });
-  return { image, module: extractModule(image, blob, subject, maxBytes) };
+  const raw = image.layout !== 'compat' && image.layout !== 'compat-docker';
+  const fh = opts.writeTo !== undefined && raw ? await open(opts.writeTo, 'w') : undefined;
+  let blob: Buffer;
+  try {
+    blob = await client.fetchBlob(ref, image.layer, {
+      maxBytes,
+      ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
+      ...(fh === undefined ? {} : { writeTo: fh }),
+    });
+  } finally {
+    await fh?.close();
+  }
+  return { image, module: extractModule(image, blob, subject, maxBytes), written: fh !== undefined };
 }
 
 /**
@@ -171,18 +185,43 @@ export async function resolveWasmModule(reference: string, opts: PullOptions = {
   return r.resolved;
 }
 
-/** Like `resolveWasmModule`, and also returns the module bytes. */
-export async function pullWasmModule(reference: string, opts: PullOptions = {}): Promise<PulledModule> {
-  const r = await pull(reference, opts, true);
-  const bytes = r.bytes ?? (await readFile(r.resolved.path ?? ''));
-  return { ...r.resolved, bytes };
+/** Options of `pullWasmModule`. */
+export interface PullModuleOptions extends PullOptions {
+  /**
+   * Also write the module to this file. A regular file (or a new one) is replaced atomically: a
+   * temporary file next to it, written while the module downloads, renamed once every digest is
+   * verified, so the path never shows a partial or unverified module. Anything else (a device, a
+   * FIFO) is written to once the module is verified.
+   */
+  readonly outputFile?: string;
+}
+
+/** Like `resolveWasmModule`, and also returns the module bytes (and writes `outputFile`). */
+export async function pullWasmModule(reference: string, opts: PullModuleOptions = {}): Promise<PulledModule> {
+  const out = opts.outputFile;
+  const atomic = out !== undefined && ((await stat(out).catch(() => undefined))?.isFile() ?? true);
+  const temp = atomic ? join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.tmp`) : undefined;
+  try {
+    const r = await pull(reference, opts, true, temp);
+    const bytes = r.bytes ?? (await readFile(r.resolved.path ?? ''));
+    if (temp !== undefined && out !== undefined) {
+      if (r.written !== true) await writeFile(temp, bytes);
+      await rename(temp, out);
+    } else if (out !== undefined) {
+      await writeFile(out, bytes);
+    }
+    return { ...r.resolved, bytes };
+  } finally {
+    if (temp !== undefined) await rm(temp, { force: true });
+  }
 }
 
 async function pull(
   reference: string,
   opts: PullOptions,
   wantBytes: boolean,
-): Promise<{ resolved: ResolvedModule; bytes?: Buffer }> {
+  outputTemp?: string,
+): Promise<{ resolved: ResolvedModule; bytes?: Buffer; written?: boolean }> {
   const ref = parseReference(reference);
   const canonical = formatReference(ref);
   const expected = normaliseExpected(opts.expectedManifestDigest);
@@ -248,18 +287,34 @@ async function pull(
             if (ref.digest === undefined) await cache.setReference(canonical, manifest.digest);
             return { cached: done };
           }
-          const { image, module } = await fetchModule(client, ref, manifest, withProgress(opts));
-          const record = {
-            repository: repositoryName(ref),
-            manifestDigest: manifest.digest,
-            manifestMediaType: manifest.mediaType,
-            layout: image.layout,
-            // Raw layouts: the layer digest, verified while downloading, is the module's sha256.
-            moduleDigest: image.moduleDigest ?? sha256Digest(module),
-            size: module.length,
-          };
-          const reference = ref.digest === undefined ? canonical : undefined;
-          return { cached: await cache.store(record, module, manifest.bytes, reference), module };
+          // The module goes to a file in the cache's tmp/ as it downloads, renamed in by `store`.
+          const temp = await cache.temporaryPath();
+          try {
+            const { image, module, written } = await fetchModule(client, ref, manifest, {
+              ...withProgress(opts),
+              writeTo: temp,
+            });
+            const record = {
+              repository: repositoryName(ref),
+              manifestDigest: manifest.digest,
+              manifestMediaType: manifest.mediaType,
+              layout: image.layout,
+              // Raw layouts: the layer digest, verified while downloading, is the module's sha256.
+              moduleDigest: image.moduleDigest ?? sha256Digest(module),
+              size: module.length,
+            };
+            const reference = ref.digest === undefined ? canonical : undefined;
+            const stored = await cache.store(
+              record,
+              module,
+              manifest.bytes,
+              reference,
+              written ? { moduleFile: temp } : {},
+            );
+            return { cached: stored, module };
+          } finally {
+            await rm(temp, { force: true });
+          }
         }),
       );
       log.debug('pulled module', {
@@ -272,7 +327,10 @@ async function pull(
         ...(wantBytes && stored.module !== undefined ? { bytes: stored.module } : {}),
       };
     }
-    const { image, module } = await fetchModule(client, ref, manifest, withProgress(opts));
+    const { image, module, written } = await fetchModule(client, ref, manifest, {
+      ...withProgress(opts),
+      ...(outputTemp === undefined ? {} : { writeTo: outputTemp }),
+    });
     const moduleDigest = image.moduleDigest ?? sha256Digest(module);
     return {
       resolved: {
@@ -287,6 +345,7 @@ async function pull(
         fromCache: false,
       },
       bytes: module,
+      written,
     };
   } finally {
     if (owned) await client.close();

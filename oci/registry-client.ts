@@ -13,6 +13,7 @@
  *   not answer, as go-containerregistry does; any other host needs `plainHttp`.
  */
 import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { Agent, getGlobalDispatcher, request } from 'undici';
 import { rootLogger } from '../common/log.js';
@@ -142,6 +143,8 @@ export interface IncomingBlob {
 
 /** The Node stream behind a `Response` made by `rawRequest`, for readers that want it directly. */
 const nodeBodies = new WeakMap<Response, AsyncIterable<Buffer>>();
+/** Smallest write of a download to its file (`fetchBlob`'s `writeTo`). */
+const WRITE_BATCH = 4 * 1024 * 1024;
 /** Buffering of downloaded bodies: 64 KiB (undici's default) pauses the socket every few reads. */
 const NODE_BODY_HWM = 4 * 1024 * 1024;
 
@@ -733,11 +736,16 @@ export class RegistryClient {
    * Downloads a blob into memory, verifying size and sha256 as it streams. An early close or a
    * short body is resumed with `Range` (up to 3 times); a server that ignores `Range` restarts the
    * download. Refuses blobs whose descriptor or body exceeds `maxBytes`.
+   *
+   * With `writeTo`, the bytes also go to that file as they arrive (positional writes of at least
+   * `WRITE_BATCH` on the thread pool, overlapping the download), all written when this returns.
+   * The file holds unverified bytes until then: give a temporary file, rename it only after this
+   * returns, and delete it when this throws.
    */
   async fetchBlob(
     repo: Repository,
     desc: { digest: string; size: number },
-    opts: { maxBytes?: number; onProgress?: ProgressFn } = {},
+    opts: { maxBytes?: number; onProgress?: ProgressFn; writeTo?: FileHandle } = {},
   ): Promise<Buffer> {
     assertDigest(desc.digest, 'blob digest');
     const subject = `${repo.repository}@${desc.digest}`;
@@ -755,73 +763,96 @@ export class RegistryClient {
     let hash = createHash('sha256');
     let resumes = 0;
     let lastError: unknown;
-    while (got < desc.size || got === 0) {
-      const res = await this.getFollowingRedirects(
-        repo,
-        subject,
-        `/v2/${repo.repository}/blobs/${desc.digest}`,
-        got > 0 ? { range: `bytes=${got}-` } : {},
-      );
-      if (got > 0 && res.status === 200) {
-        // The server ignored Range: start over.
-        got = 0;
-        hash = createHash('sha256');
-      } else if (got > 0 && res.status !== 206) {
-        throw await this.responseError(res, repo.registry, { kind: 'blob', subject });
-      }
-      const declared = Number(res.headers.get('content-length') ?? '-1');
-      if (res.status === 200 && declared > desc.size) {
-        await res.body?.cancel();
-        throw new OciError(
-          'OCI_DIGEST_MISMATCH',
-          `blob ${subject} is ${declared} bytes, but its descriptor says ${desc.size}`,
-          {
-            hint: 'the registry serves different content than the manifest describes; nothing was cached',
-          },
+    // Writes to `writeTo`, one after the other; `flushed` is where the next one starts.
+    const file = opts.writeTo;
+    let flushed = 0;
+    let writes: Promise<unknown> = Promise.resolve();
+    const flush = (): void => {
+      if (file === undefined || got === flushed) return;
+      const from = flushed;
+      const length = got - from;
+      writes = writes.then(() => file.write(buf, from, length, from));
+      // Handled here; a failed write is reported by the `await writes` at the end.
+      writes.catch(() => undefined);
+      flushed = got;
+    };
+    try {
+      while (got < desc.size || got === 0) {
+        const res = await this.getFollowingRedirects(
+          repo,
+          subject,
+          `/v2/${repo.repository}/blobs/${desc.digest}`,
+          got > 0 ? { range: `bytes=${got}-` } : {},
         );
-      }
-      try {
-        // The Node stream when there is one: no web-stream promise per 64 KiB chunk.
-        const body: AsyncIterable<Uint8Array> | null = nodeBodies.get(res) ?? res.body;
-        if (body !== null) {
-          for await (const chunk of body) {
-            if (got + chunk.byteLength > desc.size) {
-              throw new OciError(
-                'OCI_DIGEST_MISMATCH',
-                `blob ${subject} is longer than the ${desc.size} bytes its descriptor says`,
-                {
-                  hint: 'the registry serves different content than the manifest describes; nothing was cached',
-                },
-              );
-            }
-            buf.set(chunk, got);
-            hash.update(chunk);
-            got += chunk.byteLength;
-            opts.onProgress?.(got, desc.size);
-          }
+        if (got > 0 && res.status === 200) {
+          // The server ignored Range: start over (the file is rewritten from 0, same positions).
+          got = 0;
+          flushed = 0;
+          hash = createHash('sha256');
+        } else if (got > 0 && res.status !== 206) {
+          throw await this.responseError(res, repo.registry, { kind: 'blob', subject });
         }
-      } catch (e) {
-        if (e instanceof OciError) throw e;
-        lastError = e;
+        const declared = Number(res.headers.get('content-length') ?? '-1');
+        if (res.status === 200 && declared > desc.size) {
+          await res.body?.cancel();
+          throw new OciError(
+            'OCI_DIGEST_MISMATCH',
+            `blob ${subject} is ${declared} bytes, but its descriptor says ${desc.size}`,
+            {
+              hint: 'the registry serves different content than the manifest describes; nothing was cached',
+            },
+          );
+        }
+        try {
+          // The Node stream when there is one: no web-stream promise per 64 KiB chunk.
+          const body: AsyncIterable<Uint8Array> | null = nodeBodies.get(res) ?? res.body;
+          if (body !== null) {
+            for await (const chunk of body) {
+              if (got + chunk.byteLength > desc.size) {
+                throw new OciError(
+                  'OCI_DIGEST_MISMATCH',
+                  `blob ${subject} is longer than the ${desc.size} bytes its descriptor says`,
+                  {
+                    hint: 'the registry serves different content than the manifest describes; nothing was cached',
+                  },
+                );
+              }
+              buf.set(chunk, got);
+              hash.update(chunk);
+              got += chunk.byteLength;
+              if (got - flushed >= WRITE_BATCH) flush();
+              opts.onProgress?.(got, desc.size);
+            }
+          }
+        } catch (e) {
+          if (e instanceof OciError) throw e;
+          lastError = e;
+        }
+        if (got === desc.size) break;
+        if (resumes++ >= MAX_RANGE_RESUMES) {
+          throw new OciError(
+            'OCI_TRUNCATED',
+            `blob ${subject} from ${repo.registry} ended after ${got} of ${desc.size} bytes (${MAX_RANGE_RESUMES} resumes tried)`,
+            {
+              cause: lastError,
+              hint: 'the connection keeps closing early; check proxies between here and the registry; nothing was cached',
+            },
+          );
+        }
+        log.debug('resuming blob download', { subject, offset: got });
       }
-      if (got === desc.size) break;
-      if (resumes++ >= MAX_RANGE_RESUMES) {
-        throw new OciError(
-          'OCI_TRUNCATED',
-          `blob ${subject} from ${repo.registry} ended after ${got} of ${desc.size} bytes (${MAX_RANGE_RESUMES} resumes tried)`,
-          {
-            cause: lastError,
-            hint: 'the connection keeps closing early; check proxies between here and the registry; nothing was cached',
-          },
-        );
+      flush();
+      // Every byte is in the file before the digest decides whether the caller may rename it.
+      await writes;
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (digest !== desc.digest) {
+        throw new OciError('OCI_DIGEST_MISMATCH', `blob ${subject} from ${repo.registry} hashes to ${digest}`, {
+          hint: 'the registry served corrupted content; nothing was cached',
+        });
       }
-      log.debug('resuming blob download', { subject, offset: got });
-    }
-    const digest = `sha256:${hash.digest('hex')}`;
-    if (digest !== desc.digest) {
-      throw new OciError('OCI_DIGEST_MISMATCH', `blob ${subject} from ${repo.registry} hashes to ${digest}`, {
-        hint: 'the registry served corrupted content; nothing was cached',
-      });
+    } finally {
+      // Never leave a write running on a file the caller is about to close or delete.
+      await writes.catch(() => undefined);
     }
     return buf;
   }

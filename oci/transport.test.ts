@@ -4,7 +4,7 @@
  * another host, TLS trust, token caching and expiry, OAuth2 identity tokens, tag listing.
  */
 import { execFile } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -283,6 +283,26 @@ describe('uploads (plain registry behind a recording proxy)', () => {
       }).catch((e: unknown) => e);
       expect(isOciError(err, code)).toBe(true);
       expect(proxy.log.slice(mark)).toEqual([]);
+    } finally {
+      await client.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each(['oci', 'compat'] as const)('pulls a %s image to a file, replacing what was there', async (format) => {
+    const dir = await mkdtemp(join(tmpdir(), 'envext-oci-out-'));
+    const client = new RegistryClient();
+    try {
+      const wasm = makeWasmModule(6 * 1024 * 1024, `out-${format}`);
+      await pushWasmModule(`${proxy.host}/up/out-${format}:v1`, wasm, { client, format });
+      const out = join(dir, 'filter.wasm');
+      await writeFile(out, 'old');
+      const pulled = await pullWasmModule(`${proxy.host}/up/out-${format}:v1`, { client, outputFile: out });
+      expect(pulled.bytes.equals(wasm)).toBe(true);
+      expect((await readFile(out)).equals(wasm)).toBe(true);
+      expect(await readdir(dir)).toEqual(['filter.wasm']);
+      // Not a regular file: written in place once verified, no temporary file in /dev.
+      await pullWasmModule(`${proxy.host}/up/out-${format}:v1`, { client, outputFile: '/dev/null' });
     } finally {
       await client.close();
       await rm(dir, { recursive: true, force: true });

@@ -2,9 +2,12 @@
 // HTTP on 127.0.0.1), side by side with `skopeo copy` of the same-sized content in the same run,
 // plus a cached resolve of a pinned reference against a raw read of the cache record.
 // Every round pushes fresh content (a new seed) so no tool can skip blobs the registry has;
-// the two tools alternate within each round and the medians of 5 rounds are compared.
+// the two tools alternate within each round (which goes first alternates by round) and the
+// medians of 9 rounds are compared. envext runs as its CLI does: push from the file
+// (`openModuleFile`), pull to a file (`outputFile`); skopeo copies an OCI layout of the same
+// image to the registry and back into a fresh layout.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,7 +25,7 @@ import { report, round } from './lib.js';
 
 const run = promisify(execFile);
 const SIZE = 32 * 1024 * 1024;
-const ROUNDS = 5;
+const ROUNDS = 9;
 
 configureLogging({ level: 'warn', format: 'text', sink: process.stderr });
 
@@ -77,37 +80,37 @@ try {
     await writeLayout(layout, makeWasmModule(SIZE, `skopeo-${i}`));
 
     const ref = `${reg.host}/bench/envext:r${i}`;
-    envextPush.push(
-      // As `envext oci push` does: the upload starts while the file is read and hashed.
-      await time(async () => pushWasmModule(ref, await openModuleFile(mine), { client })),
-    );
-    skopeoPush.push(
-      await time(() =>
-        run('skopeo', [
-          'copy',
-          '--dest-tls-verify=false',
-          `oci:${layout}:v1`,
-          `docker://${reg.host}/bench/skopeo:r${i}`,
-        ]),
-      ),
-    );
-
-    envextPull.push(
-      await time(async () => writeFile(join(work, `out-${i}.wasm`), (await pullWasmModule(ref, { client })).bytes)),
-    );
-    skopeoPull.push(
-      await time(() =>
-        run('skopeo', [
-          'copy',
-          '--src-tls-verify=false',
-          `docker://${reg.host}/bench/skopeo:r${i}`,
-          `oci:${join(work, `copy-${i}`)}:v1`,
-        ]),
-      ),
-    );
+    const skopeoRef = `docker://${reg.host}/bench/skopeo:r${i}`;
+    // As `envext oci push` does: the upload starts while the file is read and hashed.
+    const pushEnvext = async (): Promise<void> => {
+      envextPush.push(await time(async () => pushWasmModule(ref, await openModuleFile(mine), { client })));
+    };
+    const pushSkopeo = async (): Promise<void> => {
+      skopeoPush.push(
+        await time(() => run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:v1`, skopeoRef])),
+      );
+    };
+    // As `envext oci pull -o FILE` does: the module is written while it downloads.
+    const pullEnvext = async (): Promise<void> => {
+      envextPull.push(await time(async () => pullWasmModule(ref, { client, outputFile: join(work, `out-${i}.wasm`) })));
+    };
+    const pullSkopeo = async (): Promise<void> => {
+      skopeoPull.push(
+        await time(() =>
+          run('skopeo', ['copy', '--src-tls-verify=false', skopeoRef, `oci:${join(work, `copy-${i}`)}:v1`]),
+        ),
+      );
+    };
+    // Who goes first alternates by round, so neither tool always runs right after the other's upload.
+    const steps =
+      i % 2 === 0 ? [pushEnvext, pushSkopeo, pullEnvext, pullSkopeo] : [pushSkopeo, pushEnvext, pullSkopeo, pullEnvext];
+    for (const step of steps) await step();
     lastRef = ref;
-    await rm(layout, { recursive: true, force: true });
-    await rm(join(work, `copy-${i}`), { recursive: true, force: true });
+    // What envext wrote is the module (size checked; the digests were verified by the pull).
+    if ((await stat(join(work, `out-${i}.wasm`))).size !== SIZE)
+      throw new Error(`round ${i}: pulled file has the wrong size`);
+    for (const p of [layout, join(work, `copy-${i}`), mine, join(work, `out-${i}.wasm`)])
+      await rm(p, { recursive: true, force: true });
   }
 
   // Cached resolve of a pinned reference: no registry call, two small file operations.
