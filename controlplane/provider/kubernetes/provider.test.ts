@@ -147,6 +147,85 @@ describe('KubernetesProvider', () => {
     await until(() => names(provider.current(), 'HTTPRoute').join() === 'default/late', 'events after the restart');
   });
 
+  it('keeps the resource object of every unchanged object across events, and replaces changed ones', async () => {
+    api.apply(gatewayClass('eg'));
+    api.apply(gateway('eg', 'eg'));
+    for (const r of ['r1', 'r2', 'r3']) api.apply(route(r));
+    api.apply(service('svc'));
+    const { provider } = await startProvider();
+    const snap = (): ResourceSnapshot => provider.current()!;
+    const resources = (s: ResourceSnapshot): Map<string, unknown> =>
+      new Map(
+        (['GatewayClass', 'Gateway', 'HTTPRoute', 'Service'] as const).flatMap((k) =>
+          [...s.resources[k]].map(([key, v]): [string, unknown] => [`${k} ${key}`, v]),
+        ),
+      );
+    expect(provider.validations).toBe(6);
+    const routeLists = (): number =>
+      api.requests.filter((r) => r.path === '/apis/gateway.networking.k8s.io/v1/httproutes' && !/watch=/.test(r.query))
+        .length;
+    let listsBefore = 0;
+    // [what happens, until which state, resources whose object is new, resources gone]
+    const steps: [string, () => void, (s: ResourceSnapshot) => boolean, string[], string[]][] = [
+      [
+        'a route changes',
+        () => api.apply(route('r1', 'default', '/changed')),
+        (s) => JSON.stringify(s.resources.HTTPRoute.get('default/r1')).includes('/changed'),
+        ['HTTPRoute default/r1'],
+        [],
+      ],
+      [
+        'a route is added',
+        () => api.apply(route('r4')),
+        (s) => s.resources.HTTPRoute.has('default/r4'),
+        ['HTTPRoute default/r4'],
+        [],
+      ],
+      [
+        'a route is deleted',
+        () => api.remove('HTTPRoute', 'default', 'r2'),
+        (s) => !s.resources.HTTPRoute.has('default/r2'),
+        [],
+        ['HTTPRoute default/r2'],
+      ],
+      [
+        'a Service (typed list object) changes',
+        () => api.apply({ ...service('svc'), spec: { ports: [{ port: 81, protocol: 'TCP' }] } }),
+        (s) => s.resources.Service.get('default/svc')?.spec.ports?.[0]?.port === 81,
+        ['Service default/svc'],
+        [],
+      ],
+      [
+        // The watch is cut, r3 changes while none is open and the history is compacted: the
+        // informer relists (410) and keeps the objects whose resourceVersion did not change.
+        'a relist after 410 Gone',
+        () => {
+          listsBefore = routeLists();
+          api.closeWatches();
+          api.apply(route('r3', 'default', '/relisted'));
+          api.compact();
+        },
+        (s) =>
+          routeLists() > listsBefore && JSON.stringify(s.resources.HTTPRoute.get('default/r3')).includes('/relisted'),
+        ['HTTPRoute default/r3'],
+        [],
+      ],
+    ];
+    for (const [what, act, reached, replaced, gone] of steps) {
+      const before = resources(snap());
+      const validations = provider.validations;
+      act();
+      await until(() => reached(snap()), what);
+      const after = resources(snap());
+      for (const key of gone) expect(after.has(key), `${what}: ${key} gone`).toBe(false);
+      for (const [key, value] of after) {
+        if (replaced.includes(key)) expect(value, `${what}: ${key} replaced`).not.toBe(before.get(key));
+        else expect(value, `${what}: ${key} kept`).toBe(before.get(key));
+      }
+      expect(provider.validations - validations, what).toBe(replaced.length);
+    }
+  });
+
   it('watches only the given namespaces', async () => {
     api.apply(gatewayClass('eg'));
     api.apply(route('a', 'team-a'));

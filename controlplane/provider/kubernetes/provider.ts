@@ -9,11 +9,17 @@
  *
  * An informer stops on any error other than 410/timeout (client-node's ListWatch); we restart
  * it after a backoff (1 s doubling to 30 s), as client-node's own example does.
+ *
+ * Every snapshot holds every resource, but only objects the informers replaced are validated
+ * again: the validated resource is kept per informer object (client-node's cache keeps an
+ * object until an event or a relist brings another resourceVersion), so an unchanged resource
+ * is the same object in every snapshot and the translator's TranslationCache (keyed by object
+ * identity) reuses its translation.
  */
 import * as k8s from '@kubernetes/client-node';
 import { rootLogger, type Logger } from '../../../common/log.js';
 import { errorMessage } from '../../../common/errors.js';
-import type { ResourceKind } from '../../api/types.js';
+import { parseResource, type ParsedResource } from '../../api/validate.js';
 import { SnapshotBuilder, type ResourceSnapshot } from '../snapshot.js';
 import { KINDS, collectionPath, listFunction, toPlain, type KindInfo } from './kinds.js';
 
@@ -52,8 +58,12 @@ export class KubernetesProvider {
   private latest: ResourceSnapshot | undefined;
   private started = false;
   private stopped = false;
+  /** The validated resource of each informer object (see the module comment). */
+  private validated = new WeakMap<k8s.KubernetesObject, ParsedResource>();
   /** Informer restarts after errors (for metrics and tests). */
   restarts = 0;
+  /** Objects validated since start (the rest were reused), for tests and metrics. */
+  validations = 0;
 
   constructor(private readonly options: KubernetesProviderOptions) {
     this.controllerName = options.controllerName ?? DEFAULT_CONTROLLER_NAME;
@@ -147,29 +157,29 @@ export class KubernetesProvider {
   private publish(): ResourceSnapshot {
     const builder = new SnapshotBuilder();
     const managedClasses = new Set<string>();
-    const objects = new Map<ResourceKind, Record<string, unknown>[]>();
     for (const w of this.watched) {
-      const list = objects.get(w.info.kind) ?? [];
-      for (const o of w.informer.list()) list.push(toPlain(w.info, o));
-      objects.set(w.info.kind, list);
+      if (w.info.kind !== 'GatewayClass') continue;
+      for (const gc of w.informer.list()) {
+        if (specField(gc, 'controllerName') === this.controllerName) managedClasses.add(gc.metadata?.name ?? '');
+      }
     }
-    for (const gc of objects.get('GatewayClass') ?? []) {
-      const spec = gc.spec as { controllerName?: unknown } | undefined;
-      if (spec?.controllerName === this.controllerName)
-        managedClasses.add(String((gc.metadata as { name?: unknown }).name));
-    }
-    for (const [kind, list] of objects) {
-      for (const o of list) {
-        const meta = o.metadata as { name?: unknown; namespace?: unknown };
-        if (kind === 'GatewayClass' && !managedClasses.has(String(meta.name))) continue;
-        if (
-          kind === 'Gateway' &&
-          !managedClasses.has(String((o.spec as { gatewayClassName?: unknown } | undefined)?.gatewayClassName))
-        )
-          continue;
-        const name = typeof meta.name === 'string' ? meta.name : '';
-        const where = typeof meta.namespace === 'string' ? `${meta.namespace}/${name}` : name;
-        builder.add(o, `kubernetes ${kind} ${where}`, kind);
+    for (const w of this.watched) {
+      const kind = w.info.kind;
+      for (const o of w.informer.list()) {
+        const name = o.metadata?.name ?? '';
+        if (kind === 'GatewayClass' && !managedClasses.has(name)) continue;
+        if (kind === 'Gateway' && !managedClasses.has(String(specField(o, 'gatewayClassName')))) continue;
+        const namespace = o.metadata?.namespace;
+        const source = `kubernetes ${kind} ${namespace === undefined ? name : `${namespace}/${name}`}`;
+        let parsed = this.validated.get(o);
+        if (parsed === undefined) {
+          parsed = parseResource(toPlain(w.info, o), source, kind);
+          this.validations++;
+          this.validated.set(o, parsed);
+        }
+        // A rejected object goes through the builder again, which records it (they are rare).
+        if (parsed.ok) builder.put(parsed.kind, parsed.resource, source);
+        else builder.add(toPlain(w.info, o), source, kind);
       }
     }
     const snapshot = builder.build(++this.revision);
@@ -183,4 +193,10 @@ export class KubernetesProvider {
     }
     return snapshot;
   }
+}
+
+/** `spec[field]` of an informer object (raw JSON or a typed client-node object). */
+function specField(o: k8s.KubernetesObject, field: string): unknown {
+  const spec = (o as { spec?: unknown }).spec;
+  return typeof spec === 'object' && spec !== null ? (spec as Record<string, unknown>)[field] : undefined;
 }
