@@ -249,6 +249,28 @@ describe('ADS delta specifics', () => {
     );
   });
 
+  it('sends clients that subscribe to every endpoint by name one shared response', async () => {
+    ctx.cache.set('default/eg', resources({ a: ['127.0.0.1:1001'], b: ['127.0.0.1:1002'] }, [['', 'a']]));
+    // followReferences: EDS by name for every cluster, as Envoy does.
+    const cs = Array.from({ length: 4 }, (_, i) => client({ mode: 'delta', nodeId: `eds${i}` }));
+    await Promise.all(cs.map((c) => c.untilVersion('1', ALL)));
+    const eds = cs.map((c) => c.responses.filter((r) => r.typeUrl === ENDPOINT_TYPE));
+    for (const list of eds) expect(list.map((r) => r.nonce)).toEqual(['d>1']);
+    for (const c of cs) expect([...c.state.get(ENDPOINT_TYPE)!.keys()].sort()).toEqual(['a', 'b']);
+    // A client subscribing to some of them gets its own response, and later changes still arrive.
+    const partial = client({ mode: 'delta', nodeId: 'partial', followReferences: false, wildcardTypes: [] });
+    partial.subscribe(ENDPOINT_TYPE, ['a']);
+    await partial.until(() => partial.responses.length === 1);
+    expect(partial.responses[0]!.nonce).not.toMatch(/^d/);
+    expect([...partial.state.get(ENDPOINT_TYPE)!.keys()]).toEqual(['a']);
+    ctx.cache.set('default/eg', resources({ a: ['127.0.0.1:1003'], b: ['127.0.0.1:1002'] }, [['', 'a']]));
+    await Promise.all(
+      [...cs, partial].map((c) =>
+        c.until(() => JSON.stringify(c.state.get(ENDPOINT_TYPE)?.get('a') ?? {}).includes('1003')),
+      ),
+    );
+  });
+
   it('answers a subscription to a missing resource with its removal', async () => {
     ctx.cache.set('default/eg', resources({ a: ['127.0.0.1:1001'] }, [['', 'a']]));
     const c = client({ mode: 'delta', followReferences: false, wildcardTypes: [] });

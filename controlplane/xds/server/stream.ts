@@ -464,6 +464,13 @@ function deltaDiff(from: XdsSnapshot, to: XdsSnapshot, typeUrl: string): SharedR
   return r;
 }
 
+/** Whether `a` holds exactly the resources of `b` (the same encoded objects). */
+function sameResources(a: ResourceMap, b: ResourceMap): boolean {
+  if (a.size !== b.size) return false;
+  for (const [n, r] of a) if (b.get(n) !== r) return false;
+  return true;
+}
+
 /** State-of-the-world ADS (`StreamAggregatedResources`). */
 export class SotwStream extends AdsStream {
   private readonly header = messageType(SOTW_RESPONSE);
@@ -599,7 +606,11 @@ export class DeltaStream extends AdsStream {
       const initial = req.initial_resource_versions as Record<string, string> | undefined;
       if (initial !== undefined) for (const [n, v] of Object.entries(initial)) state.known.set(n, v);
     }
-    for (const n of sub) {
+    // Names as the snapshot spells them (the same string objects): fifty clients subscribing to
+    // thousands of endpoints would otherwise each keep their own copy of every name.
+    const current = sub.length > 0 ? this.host.snapshot(this.group)?.resources(typeUrl) : undefined;
+    for (const received of sub) {
+      const n = current?.get(received)?.name ?? received;
       if (n === '*') state.wildcard = true;
       else {
         state.names.add(n);
@@ -693,19 +704,36 @@ export class DeltaStream extends AdsStream {
       this.resync(state, snap, resources, skipped);
       return;
     }
-    const nonce = this.nextNonce(state);
     removed.sort();
-    const head = this.header
-      .encode({ system_version_info: version, type_url: typeUrl, nonce, removed_resources: removed })
-      .finish();
-    const chunks: Uint8Array[] = [head];
-    for (const r of send.values()) {
-      chunks.push(r.deltaChunk());
-      state.known.set(r.name, r.version);
+    // A client asking for every resource of the type by name (Envoy's EDS: one name per
+    // cluster) gets the response every such client gets, built once: fifty Envoys syncing
+    // thousands of endpoints then share one buffer instead of holding fifty copies.
+    const everything =
+      snap !== undefined && removed.length === 0 && send.size === resources.size && version === snap.version
+        ? deltaDiff(EMPTY_SNAPSHOT, snap, typeUrl)
+        : undefined;
+    let nonce: string;
+    let bytes: Buffer;
+    if (everything !== undefined && everything.nonce !== state.lastNonce && sameResources(send, resources)) {
+      nonce = everything.nonce;
+      state.lastNonce = nonce;
+      bytes = everything.bytes;
+      for (const r of send.values()) state.known.set(r.name, r.version);
+    } else {
+      nonce = this.nextNonce(state);
+      const head = this.header
+        .encode({ system_version_info: version, type_url: typeUrl, nonce, removed_resources: removed })
+        .finish();
+      const chunks: Uint8Array[] = [head];
+      for (const r of send.values()) {
+        chunks.push(r.deltaChunk());
+        state.known.set(r.name, r.version);
+      }
+      bytes = Buffer.concat(chunks);
     }
     for (const n of removed) state.known.delete(n);
     state.outstanding = { nonce, version, snapshotVersion: version, resources: send, setHash: '', removed };
-    this.write(Buffer.concat(chunks));
+    this.write(bytes);
     this.host.onPush(typeUrl, this.group);
     this.resync(state, snap, resources, skipped);
   }
