@@ -271,6 +271,9 @@ export class HashedModule {
 /** Read size of module files: large enough that each read is cheap, small enough to overlap. */
 const READ_CHUNK = 4 * 1024 * 1024;
 
+/** Hashed between turns of the event loop: ~1 ms of sha256 each. */
+const HASH_SLICE = 1024 * 1024;
+
 /** The file changed size while it was read; its bytes are read again as a stream. */
 class FileChangedError extends Error {
   constructor(path: string) {
@@ -283,7 +286,8 @@ class FileChangedError extends Error {
  * read straight into one buffer of its size (no chunk list, no concatenation copy), with the next
  * read in flight on the thread pool while the current chunk is hashed, so the whole costs about
  * max(read, hash); `pushWasmModule` uploads the bytes as they become final (`ready`) instead of
- * waiting for the digest. A file that changes size while it is read is read again as a stream:
+ * waiting for the digest, and the hashing runs in 1 MiB slices between turns of the event loop so
+ * the upload's socket writes and responses are never queued behind 30 ms of sha256. A file that changes size while it is read is read again as a stream:
  * `digest` then fails and `hashed()` returns the re-read bytes.
  */
 export class ModuleFile implements IncomingBlob {
@@ -375,7 +379,12 @@ export class ModuleFile implements IncomingBlob {
         pending = off < size ? fh.read(data, off, Math.min(READ_CHUNK, size - off), off) : undefined;
         // Final as soon as read: an upload may send them while they are hashed.
         this.advance(off);
-        hash.update(data.subarray(start, off));
+        for (let p = start; p < off; p += HASH_SLICE) {
+          // Network callbacks first (the upload of these bytes, its responses): hashing in
+          // slices between them keeps the main thread from holding the upload back.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          hash.update(data.subarray(p, Math.min(p + HASH_SLICE, off)));
+        }
       }
       // Shrunk (short) or grown (one more byte readable) while we read.
       if (off !== size || (await fh.read(Buffer.alloc(1), 0, 1, size)).bytesRead !== 0) {
