@@ -325,7 +325,7 @@ export interface DocumentsStats {
   readonly parsed: number;
   /** Of the reused ones, those whose objects were placed on a new line. */
   readonly moved: number;
-  /** True when the last text was parsed whole (directives). */
+  /** True when the last text was parsed whole, as one document (it has directives). */
   readonly whole: boolean;
 }
 
@@ -349,7 +349,7 @@ export class YamlDocuments {
       this.list = [];
       this.index = undefined;
       const r = parseYamlStream(text, file);
-      this.stats = { documents: r.objects.length, parsed: r.objects.length, moved: 0, whole: true };
+      this.stats = { documents: 1, parsed: 1, moved: 0, whole: true };
       return r;
     }
     const prev = this.list;
