@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '**/assembly/**', '**/build/**', 'coverage/'] },
+  { ignores: ['dist/', '.bench-dist/', 'node_modules/', '**/assembly/**', '**/build/**', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

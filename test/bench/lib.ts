@@ -3,7 +3,36 @@
  * subject and a baseline in the same run and prints one JSON object on stdout. Timings are never
  * asserted; they are reported.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+let compiledOnce = false;
+
+/**
+ * The compiled JavaScript of a benchmark file (`.bench-dist/`, built with tsconfig.bench.json
+ * once per process). Children that measure memory run it with plain `node`, the way `envext`
+ * runs from `dist/`: under tsx, its loader thread alone adds about 30 MiB of RSS that users
+ * never pay, and its keep-names helper adds work to every call.
+ */
+export function compiledBench(file: string): string {
+  const out = join(projectRoot, '.bench-dist', relative(projectRoot, file).replace(/\.ts$/u, '.js'));
+  if (!compiledOnce) {
+    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', join(projectRoot, 'tsconfig.bench.json')], {
+      encoding: 'utf8',
+    });
+    // Type errors still emit; `npm run check` is where they fail. A missing output is fatal.
+    if (r.status !== 0) process.stderr.write(`warning: tsc -p tsconfig.bench.json:\n${r.stdout}${r.stderr}`);
+    compiledOnce = true;
+  }
+  if (!existsSync(out)) throw new Error(`compiling the benchmarks did not produce ${out}`);
+  return out;
+}
 
 export interface Measurement {
   readonly name: string;

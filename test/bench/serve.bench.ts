@@ -14,7 +14,8 @@
  * - memory: RSS of the control-plane process (after GC) with N routes and 50 clients, and the
  *   same process's RSS before anything was loaded (Node's own baseline).
  *
- * Each size runs in its own child process so RSS figures do not carry over.
+ * Each size runs in its own child process so RSS figures do not carry over, as compiled
+ * JavaScript under plain `node` (compiledBench in lib.ts), the way `envext serve` runs.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -32,7 +33,7 @@ import { AdsServer } from '../../controlplane/xds/server/ads-server.js';
 import { SnapshotCache } from '../../controlplane/xds/server/cache.js';
 import { loadXdsProtos, translateXds, XdsTranslationMemo } from '../../controlplane/xds/translator/translate.js';
 import type { ProtoObject } from '../../proto/index.js';
-import { report, round } from './lib.js';
+import { compiledBench, report, round } from './lib.js';
 
 const CLIENTS = 50;
 const GROUP = 'default/eg';
@@ -135,12 +136,14 @@ async function measureSize(n: number): Promise<void> {
   writeConfig(file, objects(n));
   let version = publish(cache, (await provider.load()).snapshot, memo);
 
+  // Compiled (this file runs from .bench-dist/): the clients too; else under tsx.
+  const self = fileURLToPath(import.meta.url);
+  const compiled = self.endsWith('.js');
   const clients = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      join(dirname(fileURLToPath(import.meta.url)), 'serve-clients.ts'),
+      ...(compiled ? [] : ['--import', 'tsx']),
+      join(dirname(self), compiled ? 'serve-clients.js' : 'serve-clients.ts'),
       `127.0.0.1:${port}`,
       GROUP,
       String(CLIENTS),
@@ -221,8 +224,10 @@ async function measureSize(n: number): Promise<void> {
 async function child(n: number): Promise<Record<string, unknown>> {
   const p = spawn(
     process.execPath,
-    ['--import', 'tsx', '--expose-gc', fileURLToPath(import.meta.url), '--size', String(n)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    ['--expose-gc', compiledBench(fileURLToPath(import.meta.url)), '--size', String(n)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
   );
   let out = '';
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -239,6 +244,7 @@ if (process.argv[2] === '--size') {
   report('serve', {
     clients: CLIENTS,
     mode: 'delta ADS',
+    runtime: 'compiled JavaScript, plain node (as envext runs from dist/)',
     convergence1000RoutesMs: small.convergenceMs,
     convergence5000RoutesMs: large.convergenceMs,
     baselinePublishNoClients1000Ms: small.baselineTranslateAndPublishMs,
