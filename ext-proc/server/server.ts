@@ -129,6 +129,35 @@ function checkPolicy(name: string, p: FailurePolicy): FailurePolicy {
   });
 }
 
+const PROCESS_PATH = `/${SERVICE}/Process`;
+
+/**
+ * What grpc-js's bidi handler gets for a Process call: starting it starts our stream on the
+ * underlying call instead of the handler's Duplex. The handler calls nothing else on it; the
+ * stream uses the underlying call directly.
+ */
+class ProcessCall extends grpc.ServerInterceptingCall {
+  constructor(
+    private readonly call: grpc.ServerInterceptingCallInterface,
+    private readonly settings: StreamSettings,
+    private readonly onStart: () => void,
+  ) {
+    super(call);
+  }
+
+  override start(): void {
+    try {
+      this.onStart();
+      new ExtProcStream(this.call, this.settings).start();
+    } catch (e: unknown) {
+      this.call.sendStatus({
+        code: grpc.status.INTERNAL,
+        details: `envext: cannot start the stream: ${errorMessage(e)}`,
+      });
+    }
+  }
+}
+
 /** A running (or ready to run) ext_proc server. */
 export class ExtProcServer {
   readonly grpc: grpc.Server;
@@ -140,8 +169,8 @@ export class ExtProcServer {
    * Streams in flight: a count, not a Set of the stream objects. Holding every stream in a
    * long-lived Set made V8 promote each request's whole object graph (call, decoded messages) out
    * of the young generation: measured 5 KB promoted per request and 3× the scavenge time of a bare
-   * server, the framework's main CPU overhead. Each stream is reachable from its call's listeners
-   * only, as a bare grpc-js handler's state is.
+   * server, the framework's main CPU overhead. Each stream is reachable from its call only (as
+   * the call's listener), as a bare grpc-js handler's state is.
    */
   private active = 0;
   private readonly stats = { maxQueued: 0 };
@@ -196,16 +225,28 @@ export class ExtProcServer {
       stats: this.stats,
     };
     continueAnswers(); // encode the constant answers (and load the protos) now, not on the first request
+    // Each Process call is taken over by this interceptor (the last one, so that it sees the call
+    // as every other interceptor left it): the stream drives grpc-js's call layer itself, without
+    // the object-mode Duplex grpc-js builds for a handler (see stream.ts). The call is held only by
+    // grpc-js, as a bare handler's state is (see `active`).
+    const started = (): void => {
+      this.active++;
+    };
+    const direct: grpc.ServerInterceptor = (method, call) => {
+      // Health checks and other services: passed through untouched.
+      if (method.path !== PROCESS_PATH) return new grpc.ServerInterceptingCall(call);
+      return new ProcessCall(call, settings, started);
+    };
     this.grpc = new grpc.Server({
       // grpc-js enforces a hard cap well above ours; below it, the stream reports the clear error.
       'grpc.max_receive_message_length': maxMessageBytes * 2 + 64 * 1024,
       ...options.grpcOptions,
+      interceptors: [...(options.grpcOptions?.interceptors ?? []), direct],
     });
     this.grpc.addService(serverDefinition(maxMessageBytes), {
+      // Only reached if a call got past the interceptor, which does not happen; fail it clearly.
       process: (call: grpc.ServerDuplexStream<WireRequest | TooLarge, Buffer | object>) => {
-        // The stream registers its own listeners on the call; nothing else holds it (see `active`).
-        new ExtProcStream(call, settings);
-        this.active++;
+        call.emit('error', { code: grpc.status.INTERNAL, details: 'ext_proc call not taken over by envext' });
       },
     });
     this.health = new HealthService([SERVICE]);

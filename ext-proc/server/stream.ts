@@ -2,15 +2,23 @@
  * One `Process` stream = one HTTP request. This object is the stream's whole state and also the
  * handler's `ExtProcContext` (STYLE §7: one object per stream, listeners attached once).
  *
+ * The stream drives grpc-js's call layer directly (`ServerInterceptingCallInterface`, reached
+ * through the server interceptor in server.ts), not the object-mode `Duplex` grpc-js wraps around it
+ * for a handler: messages come in through `onReceiveMessage` when this object asks for the next one
+ * (`startRead`), answers go out with `sendMessage`, the stream ends with `sendStatus`. The Duplex
+ * layer (buffering, events, nextTicks per message) was the largest per-message cost left that was
+ * not HTTP/2 itself; grpc-js's own bidi handler adds exactly that layer to every call.
+ *
  * Messages are handled strictly one at a time, in arrival order: a message that arrives while a
  * handler promise is pending waits in `queue`. That gives the matching rule for free (one answer
  * per message, in order, which is what STREAMED pipelining needs), keeps `ctx.state` free of
- * races, and is where back-pressure comes from: past `maxPendingMessages` queued messages the
- * call is paused, so HTTP/2 flow control pushes back on Envoy; a full write buffer pauses
- * processing until `drain`.
+ * races, and is where back-pressure comes from: past `maxPendingMessages` queued messages no more
+ * reads are requested, so HTTP/2 flow control pushes back on Envoy; more than `MAX_PENDING_WRITES`
+ * answers not yet taken by HTTP/2 pause processing until they are.
  *
- *   data ─► queue ─► process ─► handler (sync: decide now │ async: token + deadline) ─► decide ─► write
- *                                                               └─ timeout/throw/invalid ─► fail(policy)
+ *   startRead ─► onReceiveMessage ─► queue ─► process ─► handler (sync: decide now │ async: token + deadline)
+ *                                                          ─► decide ─► sendMessage
+ *                                                          └─ timeout/throw/invalid ─► fail(policy)
  *
  * A synchronous handler that returns nothing costs: one decode, one call, one pre-encoded write.
  */
@@ -74,7 +82,19 @@ export interface StreamSettings {
   readonly stats: { maxQueued: number };
 }
 
-type Call = grpc.ServerDuplexStream<WireRequest | TooLarge, Buffer | object>;
+/** grpc-js's call layer under the Duplex a handler usually gets. */
+export type DirectCall = grpc.ServerInterceptingCallInterface;
+/** What `DirectCall.start` reports to (grpc-js's `InterceptingServerListener`). */
+type CallListener = Parameters<DirectCall['start']>[0];
+
+/**
+ * Answers handed to grpc-js but not yet written to the HTTP/2 stream before processing pauses:
+ * the high-water mark of the object-mode Duplex this replaces.
+ */
+const MAX_PENDING_WRITES = 16;
+
+/** Placeholder until the call's metadata arrives (before any message, so before any handler runs). */
+const NO_METADATA = new grpc.Metadata();
 
 const CALLBACK: Readonly<Record<Phase, keyof ExtProcHandler<unknown>>> = {
   request_headers: 'onRequestHeaders',
@@ -93,13 +113,13 @@ export class HandlerTimeoutError extends Error {
   readonly code = 'EXT_PROC_MESSAGE_TIMEOUT';
 }
 
-export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, AnswerContext {
+export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, AnswerContext, CallListener {
   state: unknown;
   requestHeaders: Headers | undefined;
   responseHeaders: Headers | undefined;
   protocolConfig: ProtocolConfig | undefined;
   observabilityMode = false;
-  readonly callMetadata: grpc.Metadata;
+  callMetadata: grpc.Metadata = NO_METADATA;
   readonly log: Logger;
 
   // AnswerContext
@@ -127,24 +147,19 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   private halfClosed = false;
   private paused = false;
   private writeBlocked = false;
+  private pendingWrites = 0;
   private requestReplaced = false;
   private responseReplaced = false;
-  // Attached once per stream and removed when it ends, so that this object (and what it holds)
-  // is not kept alive by the call after the request is over. Bound methods rather than arrow
-  // functions: under tsx (esbuild keepNames) each arrow function created also costs an
-  // Object.defineProperty of its name, four per stream (seen in the profile).
-  private readonly listeners = {
-    data: this.onData.bind(this),
-    end: this.onHalfClose.bind(this),
-    cancelled: this.onCancelled.bind(this),
-    error: this.onCallError.bind(this),
-  };
+  // The sendMessage callback, one per stream. A bound method rather than an arrow function: under
+  // tsx (esbuild keepNames) each arrow function created also costs an Object.defineProperty of its
+  // name (seen in the profile).
+  private readonly written = this.onWritten.bind(this);
 
+  /** Call `start` next: it connects this stream to the call. */
   constructor(
-    private readonly call: Call,
+    private readonly call: DirectCall,
     private readonly s: StreamSettings,
   ) {
-    this.callMetadata = call.metadata;
     this.log = s.log;
     this.rules = s.rules;
     this.disableImmediateResponse = s.disableImmediateResponse;
@@ -156,10 +171,11 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
       s.metrics.streamsStarted++;
       s.metrics.activeStreams++;
     }
-    call.on('data', this.listeners.data);
-    call.on('end', this.listeners.end);
-    call.on('cancelled', this.listeners.cancelled);
-    call.on('error', this.listeners.error);
+  }
+
+  /** Starts the call with this stream as its listener (grpc-js then delivers the metadata). */
+  start(): void {
+    this.call.start(this);
   }
 
   // ------------------------------------------------------------------ ExtProcContext
@@ -216,20 +232,46 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     return h !== undefined && h.has('content-length');
   }
 
-  // ------------------------------------------------------------------ stream events
+  // ------------------------------------------------------------------ call events (InterceptingServerListener)
 
-  private onData(msg: WireRequest | TooLarge): void {
+  onReceiveMetadata(metadata: grpc.Metadata): void {
+    this.callMetadata = metadata;
+    this.call.startRead();
+  }
+
+  onReceiveMessage(msg: WireRequest | TooLarge): void {
     if (this.done) return; // after an immediate response or a close, Envoy ignores us and we ignore it
     if (this.busy || this.writeBlocked || this.queue.length > 0) {
       this.queue.push(msg);
       if (this.queue.length > this.s.stats.maxQueued) this.s.stats.maxQueued = this.queue.length;
-      if (!this.paused && this.queue.length >= this.s.maxPendingMessages) {
-        this.paused = true;
-        this.call.pause();
+      if (this.queue.length >= this.s.maxPendingMessages) {
+        this.paused = true; // no more reads until the queue is half empty (pump)
+        return;
       }
-      return;
+    } else {
+      this.safeProcess(msg);
     }
-    this.safeProcess(msg);
+    if (!this.done) this.call.startRead(); // read ahead, as a flowing stream would
+  }
+
+  onReceiveHalfClose(): void {
+    if (this.done) return;
+    this.halfClosed = true;
+    if (!this.busy && this.queue.length === 0) this.finish();
+  }
+
+  /** The client cancelled (or the call is over: grpc-js also calls this after the status is sent). */
+  onCancel(): void {
+    this.onCancelled();
+  }
+
+  /** grpc-js took one answer (written to the HTTP/2 stream). */
+  private onWritten(): void {
+    this.pendingWrites--;
+    if (this.writeBlocked && this.pendingWrites === 0) {
+      this.writeBlocked = false;
+      this.pump();
+    }
   }
 
   /**
@@ -265,16 +307,9 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     }
     if (this.paused && this.queue.length <= this.s.maxPendingMessages >> 1 && !this.done) {
       this.paused = false;
-      this.call.resume();
+      this.call.startRead();
     }
     if (this.halfClosed && !this.busy && this.queue.length === 0 && !this.done) this.finish();
-  }
-
-  private onHalfClose(): void {
-    // grpc-js can end the readable side of a stream the client reset; that is a cancellation.
-    if (this.call.cancelled) return this.onCancelled();
-    this.halfClosed = true;
-    if (!this.busy && this.queue.length === 0 && !this.done) this.finish();
   }
 
   private onCancelled(): void {
@@ -284,12 +319,6 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     this.abort?.abort(new Error('Envoy cancelled the ext_proc stream'));
     if (this.log.isEnabled('debug')) this.log.debug('stream cancelled by the client', { phase: this.pendingPhase });
     this.end('cancelled');
-  }
-
-  private onCallError(e: unknown): void {
-    if (this.ended) return;
-    if (this.s.metrics !== undefined) this.s.metrics.errors.stream_error++;
-    this.log.warn('ext_proc stream error', { error: e instanceof Error ? e.message : String(e) });
   }
 
   /** Deadline for the pending async decision (token) has passed. */
@@ -597,13 +626,11 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   }
 
   private write(frame: Buffer | object): void {
-    if (!this.call.write(frame) && !this.writeBlocked) {
-      this.writeBlocked = true;
-      this.call.once('drain', () => {
-        this.writeBlocked = false;
-        this.pump();
-      });
-    }
+    // grpc-js serializes (codec.ts passes pre-encoded answers through) and writes in call order;
+    // the callback does not come if the call is cancelled first, which ends this stream anyway.
+    this.pendingWrites++;
+    if (this.pendingWrites > MAX_PENDING_WRITES) this.writeBlocked = true;
+    this.call.sendMessage(frame, this.written);
   }
 
   /** Ends the stream with OK: Envoy continues without the server for anything left. */
@@ -611,7 +638,8 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     if (this.done) return;
     this.done = true;
     this.queue.length = 0;
-    this.call.end();
+    // After the answers already handed over (HTTP/2 keeps the order), then the trailers.
+    this.call.sendStatus({ code: grpc.status.OK, details: 'OK' });
     this.end('ok');
   }
 
@@ -620,8 +648,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     this.done = true;
     this.queue.length = 0;
     this.end('error');
-    // grpc-js turns an 'error' event on a server stream into the call's status.
-    this.call.emit('error', { code, details });
+    this.call.sendStatus({ code, details });
   }
 
   private end(how: 'ok' | 'cancelled' | 'error'): void {
@@ -644,7 +671,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
       }
     }
     this.s.onClosed(this);
-    // grpc-js keeps the call (and through its listeners, this object) alive for a while after the
+    // grpc-js keeps the call (and, as its listener, this object) alive for a while after the
     // stream ends. Decoded messages hold views into the socket's receive buffers; dropping them now
     // keeps that memory from being promoted and collected by full GCs (measured: most of the
     // framework's CPU overhead over a bare server came from those GCs).
@@ -655,10 +682,5 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     this.meta = undefined;
     this.pendingMsg = undefined;
     this.queue.length = 0;
-    const c = this.call;
-    c.off('data', this.listeners.data);
-    c.off('end', this.listeners.end);
-    c.off('cancelled', this.listeners.cancelled);
-    c.off('error', this.listeners.error);
   }
 }
