@@ -234,6 +234,9 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     it('a buffered body above maxMessageBytes fails with RESOURCE_EXHAUSTED and a log naming the option', async () => {
       const { client, server, logs } = await start({ maxMessageBytes: 2048, handler: {} });
       const r = await client.exchange({
+        // The test client's message timeout (Envoy's, 200 ms by default) must not win the race
+        // against the server's RESOURCE_EXHAUSTED on a loaded machine.
+        messageTimeoutMs: 30_000,
         mode: { request_body_mode: 'BUFFERED' },
         request: { headers: { ...GET, ':method': 'POST' }, body: Buffer.alloc(8192, 1) },
       });
@@ -249,6 +252,9 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       const { client } = await start({ handler: { onRequestBody: (_c, { body }) => void (size = body.length) } });
       const big = Buffer.alloc(6 * 1024 * 1024, 2);
       const r = await client.exchange({
+        // Sending and decoding 6 MiB can take longer than Envoy's default 200 ms message timeout on
+        // a loaded machine; Envoy deployments that buffer such bodies raise message_timeout too.
+        messageTimeoutMs: 30_000,
         mode: { request_body_mode: 'BUFFERED' },
         request: { headers: { ...GET, ':method': 'POST' }, body: big },
       });

@@ -16,6 +16,12 @@ import { createExtProcServer, ExtProcError, type ExtProcServer, type ExtProcServ
 import type { ExtProcHandler } from './types.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Polls `cond` every 5 ms for at most `ms`; a bounded wait, not a timing assertion. */
+async function waitUntil(cond: () => boolean, ms: number): Promise<void> {
+  for (const end = Date.now() + ms; !cond(); await sleep(5)) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+  }
+}
 const GET = { ':method': 'GET', ':path': '/' };
 const quiet = createLogger({ level: 'silent' });
 
@@ -325,9 +331,15 @@ describe('TLS and mTLS', () => {
 
 describe('graceful drain', () => {
   it('under load: NOT_SERVING, new streams refused, every in-flight request completes, zero failures', async () => {
+    // The 40 requests are held inside their request-headers handler until the drain has begun
+    // (a gate, not a sleep, so a loaded machine cannot let some finish before the drain or start
+    // after it); then each still does async work on both phases while the server drains.
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (open = r));
     const handler: ExtProcHandler = {
       async onRequestHeaders() {
-        await sleep(150);
+        await gate;
+        await sleep(20);
         return { headers: { set: { 'x-drained': 'ok' } } };
       },
       async onResponseHeaders() {
@@ -335,21 +347,23 @@ describe('graceful drain', () => {
         return undefined;
       },
     };
-    const s = server({ handler, messageTimeoutMs: 1000 });
+    // Envoy's message_timeout is configurable; a generous one keeps a slow machine from turning
+    // a held request into a timeout, which is not what this test is about.
+    const s = server({ handler, messageTimeoutMs: 30_000 });
     const uds = await s.listen(`unix://${sock()}`);
     const tcp = await s.listen('127.0.0.1:0');
     const clients = [new ExtProcTestClient(uds), new ExtProcTestClient(tcp)];
     closers.push(...clients.map((c) => () => void c.close()));
     const inflight = Array.from({ length: 40 }, (_, i) =>
-      (clients[i % 2] as ExtProcTestClient).exchange({ messageTimeoutMs: 1000, request: { headers: GET } }),
+      (clients[i % 2] as ExtProcTestClient).exchange({ messageTimeoutMs: 30_000, request: { headers: GET } }),
     );
-    await sleep(60);
-    expect(s.activeStreams).toBe(40);
-    const drained = s.drain(5000);
-    await sleep(10);
+    await waitUntil(() => s.activeStreams === 40, 20_000);
+    const drained = s.drain(20_000);
     expect(s.health.status()).toBe('NOT_SERVING');
     const late = await new ExtProcTestClient(tcp).exchange({ request: { headers: GET } });
     expect(late.grpcStatus?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(s.activeStreams).toBe(40); // nothing in flight was cut
+    open();
     const results = await Promise.all(inflight);
     expect(results.map((r) => r.outcome)).toEqual(Array(40).fill('completed'));
     expect(results.every((r) => r.request?.headers.some(([k, v]) => k === 'x-drained' && v === 'ok'))).toBe(true);
