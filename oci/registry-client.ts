@@ -75,7 +75,7 @@ export interface RegistryClientOptions {
   readonly timeoutMs?: number;
   /** Blobs larger than this are uploaded in `PATCH` chunks. Default 16 MiB. */
   readonly chunkThreshold?: number;
-  /** Chunk size for chunked uploads. Default 16 MiB. */
+  /** Largest `PATCH` body of a chunked upload. Default 32 MiB. */
   readonly chunkSize?: number;
   /** Manifests larger than this are refused (4 MiB, as oras-go and distribution 2.8). */
   readonly maxManifestBytes?: number;
@@ -214,9 +214,11 @@ export class RegistryClient {
     this.retryMaxMs = options.retryMaxMs ?? 3_000;
     this.timeoutMs = options.timeoutMs ?? 300_000;
     this.chunkThreshold = options.chunkThreshold ?? 16 * 1024 * 1024;
-    // 16 MiB chunks: measured on distribution 2.8 (test/bench/oci.bench.ts), each PATCH costs a
-    // round trip plus the registry's hash-state bookkeeping; 16 MiB was faster than 8 and 32.
-    this.chunkSize = options.chunkSize ?? 16 * 1024 * 1024;
+    // 32 MiB chunks: on distribution 2.8 each PATCH costs a round trip plus the registry's
+    // hash-state bookkeeping. Streaming a 32 MiB module from its file (11 pushes each, CPU time
+    // read from /proc): one 32 MiB PATCH cost the registry 130 ms of CPU, two 16 MiB ones 140 ms,
+    // and the client 81 against 86 ms; wall times were within noise of each other.
+    this.chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
     this.maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
     this.userAgent = options.userAgent ?? 'envext-oci';
     if (options.insecure === true || (options.caCerts !== undefined && options.caCerts.length > 0)) {

@@ -5,8 +5,12 @@
 // the two tools alternate within each round (which goes first alternates by round) and the
 // medians of 9 rounds are compared. envext runs as its CLI does: push from the file
 // (`openModuleFile`), pull to a file (`outputFile`); skopeo copies an OCI layout of the same
-// image to the registry and back into a fresh layout.
-import { execFile } from 'node:child_process';
+// image to the registry and back into a fresh layout. Besides wall time, each operation's CPU
+// time is read from /proc (Linux; null elsewhere), outside the timed part: the client's (envext:
+// this process; skopeo: the child, from this process's cutime/cstime) and the registry's. CPU
+// time moves much less than wall time when other work shares the machine.
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +37,47 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await fn();
   return performance.now() - start;
+}
+
+/** CPU ms of a process from /proc/PID/stat: its own (utime+stime) or its waited-for children's. */
+function procCpuMs(pid: number | 'self', children = false): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [u, s] = children ? [f[13], f[14]] : [f[11], f[12]];
+    return ((Number(u) + Number(s)) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+function getClockTicks(): number {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+const CLOCK_TICKS = getClockTicks();
+
+/** CPU ms spent by `who` during `fn` (outside `fn`'s own timing). */
+async function cpuDuring(
+  fn: () => Promise<void>,
+  registryPid: number | undefined,
+  client: 'self' | 'children',
+): Promise<{ client?: number; registry?: number }> {
+  const reg0 = registryPid === undefined ? undefined : procCpuMs(registryPid);
+  const self0 = process.cpuUsage();
+  const child0 = procCpuMs('self', true);
+  await fn();
+  const self = process.cpuUsage(self0);
+  const child1 = procCpuMs('self', true);
+  const reg1 = registryPid === undefined ? undefined : procCpuMs(registryPid);
+  const out: { client?: number; registry?: number } = {};
+  if (client === 'self') out.client = (self.user + self.system) / 1000;
+  else if (child0 !== undefined && child1 !== undefined) out.client = child1 - child0;
+  if (reg0 !== undefined && reg1 !== undefined) out.registry = reg1 - reg0;
+  return out;
 }
 
 function median(xs: number[]): number {
@@ -67,6 +112,22 @@ const reg = await startRegistry({ mode: 'plain' });
 const work = await mkdtemp(join(tmpdir(), 'envext-oci-bench-'));
 try {
   const client = new RegistryClient();
+  let registryPid: number | undefined;
+  try {
+    const pids = execFileSync('pgrep', ['-f', `serve ${join(reg.dir, 'config.yml')}`]).toString();
+    registryPid = Number(pids.trim().split('\n')[0]) || undefined;
+  } catch {
+    registryPid = undefined;
+  }
+  /** CPU ms per operation: `${tool}${Op}` → client and registry samples. */
+  const cpu = new Map<string, { client: number[]; registry: number[] }>();
+  const measured = async (key: string, client: 'self' | 'children', fn: () => Promise<void>): Promise<void> => {
+    const c = await cpuDuring(fn, registryPid, client);
+    const entry = cpu.get(key) ?? { client: [], registry: [] };
+    if (c.client !== undefined) entry.client.push(c.client);
+    if (c.registry !== undefined) entry.registry.push(c.registry);
+    cpu.set(key, entry);
+  };
   const envextPush: number[] = [];
   const skopeoPush: number[] = [];
   const envextPull: number[] = [];
@@ -102,9 +163,17 @@ try {
       );
     };
     // Who goes first alternates by round, so neither tool always runs right after the other's upload.
-    const steps =
-      i % 2 === 0 ? [pushEnvext, pushSkopeo, pullEnvext, pullSkopeo] : [pushSkopeo, pushEnvext, pullSkopeo, pullEnvext];
-    for (const step of steps) await step();
+    const steps: [string, 'self' | 'children', () => Promise<void>][] = [
+      ['envextPush', 'self', pushEnvext],
+      ['skopeoPush', 'children', pushSkopeo],
+      ['envextPull', 'self', pullEnvext],
+      ['skopeoPull', 'children', pullSkopeo],
+    ];
+    const order = i % 2 === 0 ? [0, 1, 2, 3] : [1, 0, 3, 2];
+    for (const k of order) {
+      const [key, who, step] = steps[k]!;
+      await measured(key, who, step);
+    }
     lastRef = ref;
     // What envext wrote is the module (size checked; the digests were verified by the pull).
     if ((await stat(join(work, `out-${i}.wasm`))).size !== SIZE)
@@ -131,6 +200,12 @@ try {
   await client.close();
 
   const mibPerS = (ms: number): number => round(SIZE / 1024 / 1024 / (ms / 1000), 1);
+  const cpuOf = (key: string): { clientMs: number | null; registryMs: number | null } => {
+    const c = cpu.get(key);
+    const m = (xs: number[] | undefined): number | null =>
+      xs === undefined || xs.length === 0 ? null : round(median(xs), 1);
+    return { clientMs: m(c?.client), registryMs: m(c?.registry) };
+  };
   report('oci', {
     moduleBytes: SIZE,
     rounds: ROUNDS,
@@ -140,6 +215,7 @@ try {
       ratio: round(median(envextPush) / median(skopeoPush), 2),
       envextMiBps: mibPerS(median(envextPush)),
       target: '<= 1.0',
+      cpu: { envext: cpuOf('envextPush'), skopeo: cpuOf('skopeoPush') },
     },
     pull: {
       envextMs: round(median(envextPull), 1),
@@ -147,6 +223,7 @@ try {
       ratio: round(median(envextPull) / median(skopeoPull), 2),
       envextMiBps: mibPerS(median(envextPull)),
       target: '<= 1.0',
+      cpu: { envext: cpuOf('envextPull'), skopeo: cpuOf('skopeoPull') },
     },
     cachedResolve: { ms: round(resolveMs, 3), baselineReadRecordMs: round(readMs, 3), target: '<= 5 ms' },
     samples: {
