@@ -243,22 +243,16 @@ function translateRule(
       metadata: r.value.metadata,
     });
   }
-  const base = {
-    mirrors,
-    ...(requestHeaders === undefined ? {} : { requestHeaders }),
-    ...(responseHeaders === undefined ? {} : { responseHeaders }),
-    ...(urlRewrite === undefined ? {} : { urlRewrite }),
-    problems,
-  };
-  if (problems.some((p) => !p.resolvedRefs)) return { ...base, directResponse: { statusCode: 500 } };
-  if (settings.length === 0) {
-    // No usable backend: Gateway API says answer 500 for the share of invalid backends.
-    return { ...base, directResponse: { statusCode: 500 } };
-  }
-  return {
-    ...base,
-    destination: { name: prefix, metadata: { kind, namespace: ns, name: route.metadata.name }, settings },
-  };
+  // Built by assignment, not `{...base, x}` (in V8 11 every object built that way gets a hidden
+  // class of its own; there is one of these per rule).
+  const out: { -readonly [K in keyof RuleTranslation]: RuleTranslation[K] } = { mirrors, problems };
+  if (requestHeaders !== undefined) out.requestHeaders = requestHeaders;
+  if (responseHeaders !== undefined) out.responseHeaders = responseHeaders;
+  if (urlRewrite !== undefined) out.urlRewrite = urlRewrite;
+  // No usable backend: Gateway API says answer 500 for the share of invalid backends.
+  if (problems.some((p) => !p.resolvedRefs) || settings.length === 0) out.directResponse = { statusCode: 500 };
+  else out.destination = { name: prefix, metadata: { kind, namespace: ns, name: route.metadata.name }, settings };
+  return out;
 }
 
 function httpMatches(rule: HTTPRouteRule): HTTPRouteMatch[] {

@@ -5,8 +5,11 @@
 // the same run: validating the input into a snapshot (the provider's part, not translation).
 // Targets from issue 7: 1,000 routes ≤ 100 ms, 5,000 ≤ 500 ms, one-route change ≤ 20 ms,
 // RSS ≤ 150 MiB at 5,000 (Envoy Gateway 1.9: 255 MiB at 1,000 routes).
+import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { writeHeapSnapshot } from 'node:v8';
 import { wasmModuleRequests } from '../../controlplane/gatewayapi/envoy-extension-policy.js';
 import { TranslationCache, translateGatewayApi } from '../../controlplane/gatewayapi/translate.js';
 import { DeterministicWasmResolver } from '../../controlplane/gatewayapi/wasm-modules.js';
@@ -18,7 +21,7 @@ import {
   XdsTranslationMemo,
   type XdsResources,
 } from '../../controlplane/xds/translator/translate.js';
-import { report, round } from './lib.js';
+import { compiledBench, report, round } from './lib.js';
 
 const EG = 'gateway.envoyproxy.io/v1alpha1';
 const GW = 'gateway.networking.k8s.io/v1';
@@ -132,33 +135,31 @@ function best(runs: number, fn: () => unknown): number {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
-// Baseline memory: this process with every module and Envoy's protos loaded, before any input.
-loadXdsProtos();
-gc?.();
-const rssBaselineMiB = round(process.memoryUsage().rss / 1048576, 1);
-const results: Record<string, unknown>[] = [];
-for (const n of [1000, 5000]) {
-  const input = objects(n);
+
+/** One size, in this process (compiled, plain node): returns the figures. */
+function measureSize(n: number): Record<string, unknown> {
+  let input: unknown[] | undefined = objects(n);
   const build = (): ResourceSnapshot => {
     const b = new SnapshotBuilder();
-    input.forEach((o, i) => b.add(o, `bench#${i}`));
+    (input ?? []).forEach((o, i) => b.add(o, `bench#${i}`));
     return b.build();
   };
   const baselineMs = best(3, build);
   const snapshot = build();
+  input = undefined; // a provider's raw objects are the provider's memory (see serve.bench.ts)
   gc?.();
   const cold = time(() => translateAll(snapshot));
-  const resources = cold.value[0];
+  let resources: XdsResources | undefined = cold.value[0];
   const warmMs = best(3, () => translateAll(snapshot));
   // One route changes: the provider applies it to a copy of the snapshot; both stages run again,
-  // with the TranslationCache a provider keeps (unchanged routes and policies are not redone).
+  // with the memo a provider keeps (TranslationCache + XdsTranslationMemo).
   let k = 0;
-  const cache = { cache: new TranslationCache(), xds: new XdsTranslationMemo() };
-  translateAll(snapshot, cache);
+  const memo = { cache: new TranslationCache(), xds: new XdsTranslationMemo() };
+  translateAll(snapshot, memo);
   const change = (): void => {
     const b = builderFrom(snapshot);
     b.add(route(7, `/changed-${k++}`), 'bench#change');
-    translateAll(b.build(1), cache);
+    translateAll(b.build(1), memo);
   };
   const changeMs = best(5, change);
   const changeNoCacheMs = best(3, () => {
@@ -166,31 +167,83 @@ for (const n of [1000, 5000]) {
     b.add(route(7, `/changed-${k++}`), 'bench#change');
     translateAll(b.build(1));
   });
-  const encodeMs = resources === undefined ? 0 : best(2, () => encodeXds(resources));
-  gc?.();
-  const rssMiB = round(process.memoryUsage().rss / 1048576, 1);
   const counts =
     resources === undefined
       ? {}
       : Object.fromEntries(Object.entries(resources).map(([t, l]) => [t.slice(t.lastIndexOf('.') + 1), l.length]));
-  results.push({
+  const full = resources;
+  const encodeMs = full === undefined ? 0 : best(2, () => encodeXds(full));
+  resources = undefined;
+  return {
     routes: n,
     baselineSnapshotBuildMs: baselineMs,
     coldTranslateMs: round(cold.ms),
     warmTranslateMs: warmMs,
     oneRouteChangeMs: changeMs,
     oneRouteChangeNoCacheMs: changeNoCacheMs,
+    incremental: memo.cache.stats,
     encodeAllMs: encodeMs,
-    rssMiB,
     resources: counts,
-  });
+  };
 }
 
-report('translate', {
-  note: 'translate = translateGatewayApi + translateXds (no encoding); one-route change = new snapshot with one HTTPRoute edited (builderFrom + add + build), both stages again with a TranslationCache (and without, for comparison); baseline = validating the input into a snapshot',
-  // Other work on the machine inflates every figure; the 1-minute load average says how much.
-  loadAverage1m: round(loadavg()[0] ?? 0, 2),
-  rssBaselineMiB,
-  targets: { routes1000Ms: 100, routes5000Ms: 500, oneRouteChangeMs: 20, rssMiBAt5000: 150 },
-  results,
-});
+/**
+ * Memory, in a process of its own: what a serving control plane holds after translating N
+ * routes and then one change — the snapshot and the memo with the last translation — after GC.
+ * (The timing runs would leave their peaks in RSS.)
+ */
+function measureMemory(n: number): Record<string, unknown> {
+  loadXdsProtos();
+  gc?.();
+  const rssBaselineMiB = round(process.memoryUsage().rss / 1048576, 1);
+  let input: unknown[] | undefined = objects(n);
+  const b = new SnapshotBuilder();
+  input.forEach((o, i) => b.add(o, `bench#${i}`));
+  input = undefined; // a provider's raw objects are the provider's memory (see serve.bench.ts)
+  const snapshot = b.build();
+  const memo = { cache: new TranslationCache(), xds: new XdsTranslationMemo() };
+  translateAll(snapshot, memo);
+  const changed = builderFrom(snapshot);
+  changed.add(route(7, '/changed'), 'bench#change');
+  translateAll(changed.build(1), memo);
+  gc?.();
+  gc?.();
+  const m = process.memoryUsage();
+  // For finding where the memory goes: ENVEXT_BENCH_HEAP=file.heapsnapshot npm run bench -- translate
+  const heapFile = process.env['ENVEXT_BENCH_HEAP'];
+  if (heapFile !== undefined) writeHeapSnapshot(heapFile.replace(/(\.heapsnapshot)?$/u, `-${n}.heapsnapshot`));
+  return {
+    rssMiB: round(m.rss / 1048576, 1),
+    heapUsedMiB: round(m.heapUsed / 1048576, 1),
+    heapTotalMiB: round(m.heapTotal / 1048576, 1),
+    rssBaselineMiB,
+  };
+}
+
+if (process.argv[2] === '--size') {
+  const n = Number(process.argv[3]);
+  process.stdout.write(JSON.stringify(process.argv[4] === 'memory' ? measureMemory(n) : measureSize(n)) + '\n');
+} else {
+  // Each size in its own process (RSS does not carry over), as compiled JavaScript under plain
+  // node, the way envext runs from dist/.
+  const results: Record<string, unknown>[] = [];
+  const run = (n: number, phase: string): Record<string, unknown> => {
+    const file = compiledBench(fileURLToPath(import.meta.url));
+    const r = spawnSync(process.execPath, ['--expose-gc', file, '--size', String(n), phase], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    if (r.status !== 0)
+      throw new Error(`translate benchmark (${n} routes, ${phase}) exited with ${r.status ?? r.signal}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+  };
+  for (const n of [1000, 5000]) results.push({ ...run(n, 'time'), ...run(n, 'memory') });
+  report('translate', {
+    note: 'translate = translateGatewayApi + translateXds (no encoding); one-route change = new snapshot with one HTTPRoute edited (builderFrom + add + build), both stages again with the memo a provider keeps (and without, for comparison); baseline = validating the input into a snapshot; RSS in a process of its own after GC, holding the snapshot and the memo with the last translation (a full one, then one route change)',
+    runtime: 'compiled JavaScript, plain node (as envext runs from dist/)',
+    // Other work on the machine inflates every figure; the 1-minute load average says how much.
+    loadAverage1m: round(loadavg()[0] ?? 0, 2),
+    targets: { routes1000Ms: 100, routes5000Ms: 500, oneRouteChangeMs: 20, rssMiBAt5000: 150 },
+    results,
+  });
+}

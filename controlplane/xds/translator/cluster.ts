@@ -52,7 +52,7 @@ export function loadAssignment(clusterName: string, settings: readonly Destinati
       locality: { region: s.name },
       lb_endpoints: s.endpoints.map((e) => ({
         endpoint: { address: address(e) },
-        load_balancing_weight: { value: 1 },
+        load_balancing_weight: WEIGHT_ONE,
       })),
       load_balancing_weight: { value: s.weight },
       ...(s.priority === 0 ? {} : { priority: s.priority }),
@@ -60,18 +60,32 @@ export function loadAssignment(clusterName: string, settings: readonly Destinati
   };
 }
 
+// Sub-messages every cluster has alike: shared (translator output is never mutated), so ten
+// thousand clusters do not hold ten thousand copies of each.
+const CONNECT_TIMEOUT = { seconds: 10 };
+const BUFFER_LIMIT = { value: 32768 };
+const COMMON_LB = {};
+const CIRCUIT_BREAKERS = { thresholds: [{ max_retries: { value: 1024 } }] };
+const WEIGHT_ONE = { value: 1 };
+const DNS_REFRESH = { seconds: 30 };
+
+/**
+ * The fields every cluster starts with; callers add theirs by assignment. (Not `{...base(), x}`:
+ * in V8 11 each object built that way gets a hidden class of its own, ~300 bytes per cluster.)
+ */
 function base(name: string, http2: boolean): Record<string, unknown> {
-  return {
+  const c: Record<string, unknown> = {
     name,
-    connect_timeout: { seconds: 10 },
-    per_connection_buffer_limit_bytes: { value: 32768 },
+    connect_timeout: CONNECT_TIMEOUT,
+    per_connection_buffer_limit_bytes: BUFFER_LIMIT,
     dns_lookup_family: 'V4_PREFERRED',
-    common_lb_config: {},
+    common_lb_config: COMMON_LB,
     ignore_health_on_host_removal: true,
-    circuit_breakers: { thresholds: [{ max_retries: { value: 1024 } }] },
+    circuit_breakers: CIRCUIT_BREAKERS,
     load_balancing_policy: LEAST_REQUEST,
-    ...(http2 ? { typed_extension_protocol_options: HTTP2_PROTOCOL_OPTIONS } : {}),
   };
+  if (http2) c['typed_extension_protocol_options'] = HTTP2_PROTOCOL_OPTIONS;
+  return c;
 }
 
 // IR is immutable: results can be kept per destination object (the Gateway API translator reuses
@@ -92,25 +106,17 @@ function buildDestinationCluster(dest: RouteDestination): ClusterResource {
   const http2 = dest.settings.some((s) => s.protocol === 'GRPC' || s.protocol === 'HTTP2');
   const fqdn = dest.settings.length > 0 && dest.settings.every((s) => s.addressType === 'FQDN');
   const cla = loadAssignment(dest.name, dest.settings);
+  const cluster = base(dest.name, http2);
   if (fqdn) {
-    return {
-      cluster: {
-        ...base(dest.name, http2),
-        type: 'STRICT_DNS',
-        respect_dns_ttl: true,
-        dns_refresh_rate: { seconds: 30 },
-        load_assignment: cla,
-      },
-    };
+    cluster['type'] = 'STRICT_DNS';
+    cluster['respect_dns_ttl'] = true;
+    cluster['dns_refresh_rate'] = DNS_REFRESH;
+    cluster['load_assignment'] = cla;
+    return { cluster };
   }
-  return {
-    cluster: {
-      ...base(dest.name, http2),
-      type: 'EDS',
-      eds_cluster_config: { eds_config: ADS_CONFIG, service_name: dest.name },
-    },
-    loadAssignment: cla,
-  };
+  cluster['type'] = 'EDS';
+  cluster['eds_cluster_config'] = { eds_config: ADS_CONFIG, service_name: dest.name };
+  return { cluster, loadAssignment: cla };
 }
 
 /**
