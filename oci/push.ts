@@ -270,6 +270,7 @@ export class HashedModule {
 
 /** Read size of module files: large enough that each read is cheap, small enough to overlap. */
 const READ_CHUNK = 4 * 1024 * 1024;
+const FIRST_READ = 64 * 1024;
 
 /** Hashed between turns of the event loop: ~1 ms of sha256 each. */
 const HASH_SLICE = 1024 * 1024;
@@ -370,7 +371,8 @@ export class ModuleFile implements IncomingBlob {
       const { size, data } = this;
       const hash = createHash('sha256');
       let off = 0;
-      let pending = size > 0 ? fh.read(data, 0, Math.min(READ_CHUNK, size), 0) : undefined;
+      // A small first read: the wasm header check (and so the first request) need not wait for 4 MiB.
+      let pending = size > 0 ? fh.read(data, 0, Math.min(FIRST_READ, size), 0) : undefined;
       while (pending !== undefined) {
         const { bytesRead } = await pending;
         if (bytesRead === 0) break;
