@@ -13,6 +13,7 @@
  *     routes into 500 direct responses unless every failed entry is failOpen;
  *   - a Gateway/listener/route policy that more specific policies override gets `Overridden`.
  */
+import { joinName } from '../ir/names.js';
 import type { Condition, EnvoyExtensionPolicy, ExtProcSpec, PolicyTargetReference, WasmSpec } from '../api/types.js';
 import type { BodyMode, DestinationSetting, EnvoyExtensions, ExtProc, ExtProcSide, Wasm } from '../ir/types.js';
 import { getResource, listResources } from '../provider/snapshot.js';
@@ -181,7 +182,7 @@ function translateWasm(
   index: number,
   w: WasmSpec,
 ): { ok: true; wasm: Wasm } | { ok: false; message: string } {
-  const name = `${policyName(policy)}/wasm/${index}`;
+  const name = joinName(policyName(policy), 'wasm', index);
   const req = wasmRequest(ctx, policy, index, w);
   if (!req.ok) return req;
   const res = ctx.deps.wasmModules.lookup(req.request);
@@ -230,7 +231,7 @@ function translateExtProc(
   e: ExtProcSpec,
 ): { ok: true; extProc: ExtProc } | { ok: false; message: string } {
   const ns = policy.metadata.namespace ?? 'default';
-  const name = `${policyName(policy)}/extproc/${index}`;
+  const name = joinName(policyName(policy), 'extproc', index);
   const refs = e.backendRefs ?? [];
   if (refs.length === 0) return { ok: false, message: 'no backendRefs found for external service' };
   const refCtx = {
@@ -256,7 +257,7 @@ function translateExtProc(
     }
     if ((ref.weight ?? 1) === 0) continue;
     settings.push({
-      name: `${name}/backend/${i}`,
+      name: joinName(name, 'backend', i),
       weight: ref.weight ?? 1,
       priority: ref.fallback === true || r.value.fallback ? 1 : 0,
       protocol: 'GRPC',

@@ -6,6 +6,7 @@
  * and hostname intersection. One IR route per rule × match × intersected hostname, named as
  * Envoy Gateway names them (`httproute/<ns>/<name>/rule/<i>/match/<j>/<host>`).
  */
+import { joinName } from '../ir/names.js';
 import type {
   GRPCRoute,
   GRPCRouteRule,
@@ -126,7 +127,7 @@ function translateRule(
   rule: HTTPRouteRule | GRPCRouteRule,
 ): RuleTranslation {
   const ns = route.metadata.namespace ?? 'default';
-  const prefix = `${kind.toLowerCase()}/${ns}/${route.metadata.name}/rule/${ruleIndex}`;
+  const prefix = joinName(kind.toLowerCase(), ns, route.metadata.name, 'rule', ruleIndex);
   const problems: RuleTranslation['problems'] = [];
   const refCtx = {
     snapshot: ctx.snapshot,
@@ -185,13 +186,13 @@ function translateRule(
           problems.push({ reason: r.reason, message: r.message, resolvedRefs: true });
           break;
         }
-        const name = `${prefix}/filter/${fi}`;
+        const name = joinName(prefix, 'filter', fi);
         mirrors.push({
           name,
           metadata: { kind, namespace: ns, name: route.metadata.name },
           settings: [
             {
-              name: `${name}/backend/0`,
+              name: joinName(name, 'backend', 0),
               weight: 1,
               priority: 0,
               protocol: kind === 'GRPCRoute' ? 'GRPC' : 'HTTP',
@@ -234,7 +235,7 @@ function translateRule(
       r.value.appProtocols.includes('gateway.envoyproxy.io/h2c') ||
       r.value.appProtocols.includes('kubernetes.io/h2c');
     settings.push({
-      name: `${prefix}/backend/${bi}`,
+      name: joinName(prefix, 'backend', bi),
       weight,
       priority: r.value.fallback ? 1 : 0,
       protocol: kind === 'GRPCRoute' ? 'GRPC' : h2 ? 'HTTP2' : 'HTTP',
@@ -402,7 +403,7 @@ export function translateRoutes(ctx: TranslationContext): void {
     const translated = cached ?? rules.map((rule, i) => translateRule(ctx, kind, route, i, rule));
     if (cache !== undefined && cached === undefined) cache.rules.set(route, translated);
     const problems = translated.flatMap((t) => t.problems);
-    const prefix = `${kind.toLowerCase()}/${ns}/${route.metadata.name}`;
+    const prefix = joinName(kind.toLowerCase(), ns, route.metadata.name);
     // Matches and metadata are the same for every listener and hostname: build them once per rule.
     const ruleMatches: MatchIr[][] = rules.map((rule) =>
       kind === 'HTTPRoute'
@@ -455,7 +456,7 @@ export function translateRoutes(ctx: TranslationContext): void {
             };
             for (const [mi, m] of matches.entries()) {
               const irRoute: MutableRoute = {
-                name: `${prefix}/rule/${ri}/match/${mi}/${hostPart(hostname)}`,
+                name: joinName(prefix, 'rule', ri, 'match', mi, hostPart(hostname)),
                 metadata: ruleMeta[ri] ?? { kind, namespace: ns, name: route.metadata.name },
                 hostname,
                 headerMatches: m.headerMatches,

@@ -7,6 +7,7 @@
  */
 import type { ExtProc, HttpRoute, XdsIr } from '../../ir/types.js';
 import { destinationCluster } from './cluster.js';
+import { joinName } from '../../ir/names.js';
 import { memo, type ClusterResource, type HcmFilter, type HttpFilterPlugin } from './http-filters.js';
 
 export const EXT_PROC_FILTER = 'envoy.filters.http.ext_proc';
@@ -58,21 +59,20 @@ export function extProcFilterConfig(e: ExtProc): Record<string, unknown> {
   };
 }
 
-const extProcMemo = new WeakMap<ExtProc, HcmFilter>();
+/** Per extension (shared by every route it applies to): its HCM filter name and entry. */
+const extProcMemo = new WeakMap<ExtProc, { readonly name: string; readonly build: () => HcmFilter }>();
 
 export function createExtProcPlugin(): HttpFilterPlugin {
   return {
     type: EXT_PROC_FILTER,
     filtersForRoute(route: HttpRoute) {
-      return (route.envoyExtensions?.extProcs ?? []).map((e) => ({
-        name: `${EXT_PROC_FILTER}/${e.name}`,
-        build: (): HcmFilter =>
-          memo(extProcMemo, e, () => ({
-            name: `${EXT_PROC_FILTER}/${e.name}`,
-            disabled: true,
-            typed_config: extProcFilterConfig(e),
-          })),
-      }));
+      return (route.envoyExtensions?.extProcs ?? []).map((e) =>
+        memo(extProcMemo, e, () => {
+          const name = joinName(EXT_PROC_FILTER, e.name);
+          let filter: HcmFilter | undefined;
+          return { name, build: () => (filter ??= { name, disabled: true, typed_config: extProcFilterConfig(e) }) };
+        }),
+      );
     },
     clusters(ir: XdsIr): readonly ClusterResource[] {
       const seen = new Map<string, ClusterResource>();

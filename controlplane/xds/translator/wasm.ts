@@ -7,6 +7,7 @@
  */
 import type { HttpRoute, Wasm, XdsIr } from '../../ir/types.js';
 import { hostCluster } from './cluster.js';
+import { joinName } from '../../ir/names.js';
 import { memo, type ClusterResource, type HcmFilter, type HttpFilterPlugin } from './http-filters.js';
 
 export const WASM_FILTER = 'envoy.filters.http.wasm';
@@ -49,21 +50,23 @@ export function wasmFilterConfig(w: Wasm, cluster: string): Record<string, unkno
   };
 }
 
-const wasmMemo = new WeakMap<Wasm, HcmFilter>();
+/** Per extension (shared by every route it applies to): its HCM filter name and entry. */
+const wasmMemo = new WeakMap<Wasm, { readonly name: string; readonly build: () => HcmFilter }>();
 
 export function createWasmPlugin(): HttpFilterPlugin {
   return {
     type: WASM_FILTER,
     filtersForRoute(route: HttpRoute) {
-      return (route.envoyExtensions?.wasms ?? []).map((w) => ({
-        name: `${WASM_FILTER}/${w.name}`,
-        build: (): HcmFilter =>
-          memo(wasmMemo, w, () => ({
-            name: `${WASM_FILTER}/${w.name}`,
-            disabled: true,
-            typed_config: wasmFilterConfig(w, WASM_CLUSTER),
-          })),
-      }));
+      return (route.envoyExtensions?.wasms ?? []).map((w) =>
+        memo(wasmMemo, w, () => {
+          const name = joinName(WASM_FILTER, w.name);
+          let filter: HcmFilter | undefined;
+          return {
+            name,
+            build: () => (filter ??= { name, disabled: true, typed_config: wasmFilterConfig(w, WASM_CLUSTER) }),
+          };
+        }),
+      );
     },
     clusters(x: XdsIr): readonly ClusterResource[] {
       const u = firstUrl(x);
