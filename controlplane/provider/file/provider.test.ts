@@ -211,8 +211,14 @@ spec: {listeners: []}
       const rewrittenOnly = before.join() === after.join();
       expect(provider.lastRead).toEqual(
         rewrittenOnly
-          ? { changedFiles: 0, documents: 0, parsedDocuments: 0, movedDocuments: 0 }
-          : { changedFiles: 1, documents: after.length + 1, parsedDocuments: parsed, movedDocuments: moved },
+          ? { readFiles: 1, changedFiles: 0, documents: 0, parsedDocuments: 0, movedDocuments: 0 }
+          : {
+              readFiles: 1,
+              changedFiles: 1,
+              documents: after.length + 1,
+              parsedDocuments: parsed,
+              movedDocuments: moved,
+            },
       );
       for (const [key, resource] of second.resources.HTTPRoute) {
         const i = Number(key.slice('default/r'.length));
@@ -292,12 +298,41 @@ spec: {listeners: []}
         }),
       );
       const second = await provider.load();
-      expect(provider.lastRead).toEqual({ changedFiles: 1, documents: 1, parsedDocuments: 1, movedDocuments: 0 });
+      expect(provider.lastRead).toEqual({
+        readFiles: 2,
+        changedFiles: 1,
+        documents: 1,
+        parsedDocuments: 1,
+        movedDocuments: 0,
+      });
       expect(second.snapshot.resources.HTTPRoute.has('default/k')).toBe(true);
       expect(second.snapshot.resources.HTTPRoute.get('default/r2')).toBe(
         snapshot.resources.HTTPRoute.get('default/r2'),
       );
     });
+  });
+
+  it('reads a settled file again only when its stat changes, and a recently changed file every time', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a.yaml'), gateway('a'));
+    writeFileSync(join(dir, 'b.yaml'), gateway('b'));
+    await new Promise((r) => setTimeout(r, 20)); // so that both changed before the first read
+    // settledMs 0: a file that changed before a read counts as settled at the next.
+    const provider = new FileProvider({ paths: [dir], logger: silent, settledMs: 0 });
+    const first = await provider.load();
+    expect(provider.lastRead.readFiles).toBe(2);
+    const second = await provider.load();
+    expect(provider.lastRead.readFiles).toBe(0);
+    expect(second.snapshot.resources.Gateway.get('default/a')).toBe(first.snapshot.resources.Gateway.get('default/a'));
+    writeFileSync(join(dir, 'b.yaml'), gateway('b2'));
+    const third = await provider.load();
+    expect(provider.lastRead).toMatchObject({ readFiles: 1, changedFiles: 1 });
+    expect([...third.snapshot.resources.Gateway.keys()].sort()).toEqual(['default/a', 'default/b2']);
+    // The default (3 s): files changed just now are read at every load, even with the same stat.
+    const recent = new FileProvider({ paths: [dir], logger: silent });
+    await recent.load();
+    await recent.load();
+    expect(recent.lastRead).toMatchObject({ readFiles: 2, changedFiles: 0 });
   });
 
   it('fails clearly on a path that does not exist', async () => {
