@@ -146,6 +146,8 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
   private ended = false;
   private halfClosed = false;
   private paused = false;
+  private reading = false;
+  private readAgain = false;
   private writeBlocked = false;
   private pendingWrites = 0;
   private requestReplaced = false;
@@ -236,7 +238,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
 
   onReceiveMetadata(metadata: grpc.Metadata): void {
     this.callMetadata = metadata;
-    this.call.startRead();
+    this.read();
   }
 
   onReceiveMessage(msg: WireRequest | TooLarge): void {
@@ -244,14 +246,34 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     if (this.busy || this.writeBlocked || this.queue.length > 0) {
       this.queue.push(msg);
       if (this.queue.length > this.s.stats.maxQueued) this.s.stats.maxQueued = this.queue.length;
-      if (this.queue.length >= this.s.maxPendingMessages) {
-        this.paused = true; // no more reads until the queue is half empty (pump)
-        return;
-      }
     } else {
       this.safeProcess(msg);
     }
-    if (!this.done) this.call.startRead(); // read ahead, as a flowing stream would
+    this.read(); // read ahead, as a flowing stream would
+  }
+
+  /**
+   * Asks grpc-js for the next message unless `maxPendingMessages` are queued (then `pump` asks
+   * again once the queue is half empty). grpc-js delivers a message it has already decoded from
+   * within `startRead`, so several messages from one HTTP/2 data frame would recurse; a nested
+   * call only flags that another read is wanted, and this loop makes it.
+   */
+  private read(): void {
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
+    this.reading = true;
+    do {
+      this.readAgain = false;
+      if (this.done) break;
+      if (this.queue.length >= this.s.maxPendingMessages) {
+        this.paused = true;
+        break;
+      }
+      this.call.startRead();
+    } while (this.readAgain);
+    this.reading = false;
   }
 
   onReceiveHalfClose(): void {
@@ -307,7 +329,7 @@ export class ExtProcStream implements ExtProcContext<unknown>, DeadlineOwner, An
     }
     if (this.paused && this.queue.length <= this.s.maxPendingMessages >> 1 && !this.done) {
       this.paused = false;
-      this.call.startRead();
+      this.read();
     }
     if (this.halfClosed && !this.busy && this.queue.length === 0 && !this.done) this.finish();
   }
