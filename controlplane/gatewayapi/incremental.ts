@@ -14,8 +14,12 @@
  * apply to them (all except policies that only name other routes), and spliced into the
  * previous result at the same positions before each listener's routes are sorted again.
  *
- * Everything else (adds, deletes, policy or Gateway edits, more than MAX_CHANGED routes, any
- * inconsistency) returns undefined and the caller translates in full. A property test checks
+ * A policy edit that keeps its targets (targetRefs naming routes, creation time) is handled the
+ * same way: the routes it names are translated again, and its status is taken from that
+ * translation. Policies attaching to Gateways or by selector change too much to be worth it.
+ *
+ * Everything else (adds, deletes, Gateway or Backend edits, more than MAX_CHANGED_ROUTES
+ * routes, any inconsistency) returns undefined and the caller translates in full. A property test checks
  * that both paths give equal results (translate.test.ts).
  */
 import type { HTTPRoute, GRPCRoute, EnvoyExtensionPolicy, ResourceKind } from '../api/types.js';
@@ -61,6 +65,16 @@ function routeId(kind: string, namespace: string | undefined, name: string): str
   return `${kind}/${namespace ?? 'default'}/${name}`;
 }
 
+/** Everything about a policy that decides what it attaches to and in which order. */
+function policySignature(p: EnvoyExtensionPolicy): string {
+  return JSON.stringify([
+    p.metadata.creationTimestamp ?? '',
+    p.spec.targetRef ?? null,
+    p.spec.targetRefs ?? [],
+    p.spec.targetSelectors ?? [],
+  ]);
+}
+
 const policyRouteTargets = new WeakMap<EnvoyExtensionPolicy, readonly string[] | 'any'>();
 
 /** The route ids a policy names, or `any` when it may apply to any route (selectors, Gateway targets). */
@@ -86,6 +100,9 @@ export function translateRouteEdits(
   translateFull: (snapshot: ResourceSnapshot) => FullTranslation,
 ): FullTranslation | undefined {
   const changed = new Map<string, { kind: RouteKind; key: string; route: AnyRoute }>();
+  const changedPolicies = new Set<string>();
+  /** Routes whose extensions may change because a policy naming them changed. */
+  const touched = new Set<string>();
   for (const kind of RESOURCE_KINDS) {
     const before = previous.snapshot.resources[kind] as ReadonlyMap<string, unknown>;
     const after = snapshot.resources[kind] as ReadonlyMap<string, unknown>;
@@ -95,17 +112,38 @@ export function translateRouteEdits(
     for (const [key, now] of after) {
       const old = before.get(key);
       if (old === now) continue;
-      if (!isRoute || old === undefined) return undefined;
+      if (old === undefined) return undefined;
+      if (kind === 'EnvoyExtensionPolicy') {
+        // A policy edit that keeps its targets: only the routes it names and its own status change.
+        const p = now as EnvoyExtensionPolicy;
+        const targets = routeTargets(p);
+        if (targets === 'any' || policySignature(old as EnvoyExtensionPolicy) !== policySignature(p)) return undefined;
+        changedPolicies.add(`${p.metadata.namespace ?? 'default'}/${p.metadata.name}`);
+        for (const id of targets) touched.add(id);
+        continue;
+      }
+      if (!isRoute) return undefined;
       if (attachmentSignature(old as AnyRoute) !== attachmentSignature(now as AnyRoute)) return undefined;
       const route = now as AnyRoute;
       changed.set(routeId(kind, route.metadata.namespace, route.metadata.name), { kind, key, route });
       if (changed.size > MAX_CHANGED_ROUTES) return undefined;
     }
   }
+  // The routes a changed policy names are translated again too (same objects, new extensions).
+  for (const id of touched) {
+    if (changed.has(id)) continue;
+    const [kind, ns, name] = id.split('/') as [string, string, string];
+    if (kind !== 'HTTPRoute' && kind !== 'GRPCRoute') return undefined;
+    const key = `${ns}/${name}`;
+    const route = snapshot.resources[kind].get(key);
+    if (route === undefined) continue; // a missing target: no route, no status
+    changed.set(id, { kind, key, route });
+    if (changed.size > MAX_CHANGED_ROUTES) return undefined;
+  }
   if (snapshot.rejected.length !== previous.snapshot.rejected.length) return undefined;
   for (const [i, r] of snapshot.rejected.entries())
     if (r.value !== previous.snapshot.rejected[i]?.value) return undefined;
-  if (changed.size === 0) {
+  if (changed.size === 0 && changedPolicies.size === 0) {
     return { result: { ...previous.result, rejected: snapshot.rejected }, unsorted: previous.unsorted };
   }
 
@@ -122,7 +160,7 @@ export function translateRouteEdits(
   const policies = new Map<string, EnvoyExtensionPolicy>();
   for (const [key, p] of snapshot.resources.EnvoyExtensionPolicy) {
     const t = routeTargets(p);
-    if (t === 'any' || t.some((id) => changed.has(id))) policies.set(key, p);
+    if (t === 'any' || t.some((id) => changed.has(id)) || changedPolicies.has(key)) policies.set(key, p);
   }
   resources.EnvoyExtensionPolicy = policies;
   const part = translateFull({
@@ -131,17 +169,18 @@ export function translateRouteEdits(
     revision: snapshot.revision,
   });
 
-  // Statuses: the changed routes' own, at their previous positions.
+  // Statuses: the changed routes' and policies' own, at their previous positions.
+  const statusId = (s: ResourceStatus): string => routeId(s.kind, 'namespace' in s ? s.namespace : '', s.name);
+  const isChanged = (s: ResourceStatus): boolean =>
+    s.kind === 'EnvoyExtensionPolicy'
+      ? changedPolicies.has(`${s.namespace}/${s.name}`)
+      : (s.kind === 'HTTPRoute' || s.kind === 'GRPCRoute') && changed.has(statusId(s));
   const statuses = new Map<string, ResourceStatus>();
-  for (const s of part.result.statuses) {
-    if (s.kind === 'HTTPRoute' || s.kind === 'GRPCRoute') statuses.set(routeId(s.kind, s.namespace, s.name), s);
-  }
+  for (const s of part.result.statuses) if (isChanged(s)) statuses.set(statusId(s), s);
   let replaced = 0;
   const newStatuses = previous.result.statuses.map((s) => {
-    if (s.kind !== 'HTTPRoute' && s.kind !== 'GRPCRoute') return s;
-    const id = routeId(s.kind, s.namespace, s.name);
-    if (!changed.has(id)) return s;
-    const now = statuses.get(id);
+    if (!isChanged(s)) return s;
+    const now = statuses.get(statusId(s));
     if (now === undefined) return s; // detected below as a mismatch
     replaced++;
     return now;
