@@ -80,6 +80,27 @@ export interface BuiltAnswer {
 
 const isRequest = (phase: Phase): boolean => phase.startsWith('request_');
 
+/**
+ * `{ [phase]: inner }`, written with literal keys: an object built with a computed key does not
+ * get the fast, shared shape V8 gives a literal, and every answer is one of these.
+ */
+function phaseAnswer(phase: Phase, inner: object): Record<string, unknown> {
+  switch (phase) {
+    case 'request_headers':
+      return { request_headers: inner };
+    case 'response_headers':
+      return { response_headers: inner };
+    case 'request_body':
+      return { request_body: inner };
+    case 'response_body':
+      return { response_body: inner };
+    case 'request_trailers':
+      return { request_trailers: inner };
+    case 'response_trailers':
+      return { response_trailers: inner };
+  }
+}
+
 function direction(phase: Phase): 'request' | 'response' {
   return isRequest(phase) ? 'request' : 'response';
 }
@@ -122,7 +143,7 @@ export function headersAnswer(
     }
   }
   routeCache(phase, d.clearRouteCache, common, dropped);
-  const answer: Record<string, unknown> = { [phase]: { response: common } };
+  const answer = phaseAnswer(phase, { response: common });
   common_(phase, d, answer);
   let merged: Required<ProcessingMode> | undefined;
   if (d.modeOverride !== undefined) {
@@ -164,7 +185,7 @@ export function bodyAnswer(phase: Phase, d: BodyDecision | StreamedBodyDecision,
     }
   }
   routeCache(phase, d.clearRouteCache, common, dropped);
-  const answer: Record<string, unknown> = { [phase]: { response: common } };
+  const answer = phaseAnswer(phase, { response: common });
   common_(phase, d, answer);
   return { frames: [answer], immediate: false, replaced: false, modeOverride: undefined, dropped };
 }
@@ -211,7 +232,7 @@ export function streamedBodyAnswer(
     const sr: { body?: Buffer; end_of_stream?: true } = {};
     if (body.length > 0) sr.body = body;
     if (endOfStream && i === pieces.length - 1) sr.end_of_stream = true;
-    return { [phase]: { response: { body_mutation: { streamed_response: sr } } } };
+    return phaseAnswer(phase, { response: { body_mutation: { streamed_response: sr } } });
   });
   if (d !== undefined && frames.length > 0) common_(phase, d, frames[frames.length - 1] as Record<string, unknown>);
   return { frames, immediate: false, replaced: false, modeOverride: undefined, dropped: [] };
@@ -236,7 +257,7 @@ export function trailersAnswer(
   const inner: Record<string, unknown> = {};
   const hm = mutation(phase, 'trailers', d.trailers, ctx, dropped);
   if (hm !== undefined) inner['header_mutation'] = hm;
-  const answer: Record<string, unknown> = { [phase]: inner };
+  const answer = phaseAnswer(phase, inner);
   common_(phase, d, answer);
   frames.push(answer);
   return { frames, immediate: false, replaced: false, modeOverride: undefined, dropped };
