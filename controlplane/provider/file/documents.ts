@@ -6,9 +6,12 @@
  * starts (column 0) with `---` or `...` followed by a space, tab, line break or the end of the
  * text. The lexer ends any scalar or collection there — a block scalar, a multi-line quoted
  * scalar (an error: "Missing closing quote") or a flow collection — so each piece parses alone
- * exactly as it does inside the stream. `...` ends its document: the cut is after that line.
- * Directives (`%YAML`, `%TAG`) are the exception: under `%YAML 1.1` they carry over to the
- * documents that follow, so a text with a line starting with `%` is parsed whole.
+ * as it does inside the stream: the same objects, and for a text with errors, errors too. (One
+ * difference, in errors only: a quote left open before a marker is reported on the marker's line;
+ * the stream's lexer reports it at the end of the quote's line, or, when no quote character
+ * follows anywhere later in the file, lets it swallow the rest of the file.) `...` ends its document: the
+ * cut is after that line. Directives (`%YAML`, `%TAG`) are the exception: under `%YAML 1.1` they
+ * carry over to the documents that follow, so a text with a line starting with `%` is parsed whole.
  *
  * `YamlDocuments` keeps, per file, the parsed objects of each document keyed by its text: a
  * document whose text did not change gives the same value objects again (and the same
@@ -89,12 +92,6 @@ interface RelativeProblem {
 interface ParsedText {
   readonly objects: readonly RelativeObject[];
   readonly problems: readonly RelativeProblem[];
-}
-
-/** A piece of a stream: one document, with the 1-based line it starts on. */
-export interface DocumentSpan {
-  readonly text: string;
-  readonly line: number;
 }
 
 const OPTIONS = { prettyErrors: false, uniqueKeys: false, strict: false } as const;
