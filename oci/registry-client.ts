@@ -988,6 +988,12 @@ export class RegistryClient {
    * `PUT`; the `HEAD` that skips an existing blob runs as soon as the digest is known, in parallel
    * with the upload, and a hit cancels the upload (`exists`). Blobs up to `chunkThreshold`, and
    * mounts (whose `POST` names the digest), wait for the digest and go through `pushBlob`.
+   *
+   * The price of not hashing first: a blob the registry already has costs a few MiB of upload
+   * (what is sent while the digest is computed) instead of nothing, and the cancelled session
+   * may linger: distribution 2.8 answers the `DELETE` of a session whose `PATCH` was cut off
+   * with `BLOB_UPLOAD_INVALID` and leaves it to its upload purger (default: after 7 days).
+   * Callers that expect the blob to exist pass its bytes with a known digest to `pushBlob`.
    */
   async pushBlobFrom(
     repo: Repository,

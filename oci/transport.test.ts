@@ -22,7 +22,7 @@ import { sha256Digest } from './digest.js';
 import { isOciError } from './errors.js';
 import { pullWasmModule } from './pull.js';
 import { openModuleFile, pushWasmModule, readModuleFile } from './push.js';
-import { RegistryClient } from './registry-client.js';
+import { RegistryClient, type IncomingBlob } from './registry-client.js';
 
 const run = promisify(execFile);
 
@@ -238,6 +238,35 @@ describe('uploads (plain registry behind a recording proxy)', () => {
       proxy.setRule(undefined);
       await client.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops an upload under way once the HEAD finds the blob, and cancels the session', async () => {
+    const client = new RegistryClient({ chunkThreshold: 1024 * 1024 });
+    const data = makeWasmModule(3 * 1024 * 1024, 'stop');
+    const repo = { registry: proxy.host, repository: 'up/stop' };
+    try {
+      expect(await client.pushBlob(repo, data)).toBe('uploaded');
+      // Bytes still being read: the first MiB is there, the rest never comes; the digest is
+      // known once the PATCH carrying that first MiB is under way.
+      let patching: () => void = () => undefined;
+      const digestKnown = new Promise<void>((resolve) => (patching = resolve));
+      proxy.setRule((r) => {
+        if (r.method === 'PATCH') patching();
+        return undefined;
+      });
+      const blob: IncomingBlob = {
+        size: data.length,
+        data,
+        ready: (n) => (n <= 1024 * 1024 ? Promise.resolve(1024 * 1024) : new Promise<number>(() => undefined)),
+        digest: digestKnown.then(() => sha256Digest(data)),
+      };
+      const mark = proxy.log.length;
+      expect(await client.pushBlobFrom(repo, blob)).toBe('exists');
+      expect(proxy.log.slice(mark).map((l) => l.split(' ')[0])).toEqual(['POST', 'PATCH', 'HEAD', 'DELETE']);
+    } finally {
+      proxy.setRule(undefined);
+      await client.close();
     }
   });
 
