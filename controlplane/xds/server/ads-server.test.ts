@@ -269,6 +269,16 @@ describe('ADS delta specifics', () => {
         c.until(() => JSON.stringify(c.state.get(ENDPOINT_TYPE)?.get('a') ?? {}).includes('1003')),
       ),
     );
+    // In sync with everything they named, the full clients now get the shared diff too.
+    for (const c of cs) expect(c.responses.filter((r) => r.typeUrl === ENDPOINT_TYPE).at(-1).nonce).toBe('d1>2');
+    // A new cluster: its endpoints only after the client subscribes to them (it does on CDS).
+    ctx.cache.set(
+      'default/eg',
+      resources({ a: ['127.0.0.1:1003'], b: ['127.0.0.1:1002'], c: ['127.0.0.1:1004'] }, [['', 'a']]),
+    );
+    await Promise.all(cs.map((c) => c.until(() => c.state.get(ENDPOINT_TYPE)?.has('c') === true)));
+    for (const c of cs) expect([...c.state.get(ENDPOINT_TYPE)!.keys()].sort()).toEqual(['a', 'b', 'c']);
+    expect([...partial.state.get(ENDPOINT_TYPE)!.keys()]).toEqual(['a']);
   });
 
   it('answers a subscription to a missing resource with its removal', async () => {

@@ -592,7 +592,8 @@ export class DeltaStream extends AdsStream {
     if (synced === undefined) return;
     state.syncedWith = undefined;
     state.known.clear();
-    for (const [n, r] of synced.resources(typeUrl)) state.known.set(n, r.version);
+    for (const [n, r] of synced.resources(typeUrl))
+      if (state.wildcard || state.names.has(n)) state.known.set(n, r.version);
   }
 
   protected subscribe(typeUrl: string, state: TypeState, req: ProtoObject, first: boolean): void {
@@ -653,7 +654,12 @@ export class DeltaStream extends AdsStream {
     ) {
       if (state.syncedWith === snap) return;
       const diff = deltaDiff(state.syncedWith, snap, typeUrl);
-      if (!(hold && diff.removed.length > 0)) {
+      // A client subscribed by name takes the shared diff only when it names everything in it
+      // (a new cluster's endpoints wait for the client to subscribe to them).
+      const covered =
+        state.wildcard ||
+        ([...diff.changed.keys()].every((n) => state.names.has(n)) && diff.removed.every((n) => state.names.has(n)));
+      if (covered && !(hold && diff.removed.length > 0)) {
         state.syncedWith = snap;
         if (diff.changed.size === 0 && diff.removed.length === 0) return;
         state.lastNonce = diff.nonce;
@@ -738,17 +744,25 @@ export class DeltaStream extends AdsStream {
     this.resync(state, snap, resources, skipped);
   }
 
-  /** After a full diff: a plain-wildcard client holding exactly the snapshot goes back to implicit state. */
+  /**
+   * After a full diff: a client holding exactly the snapshot's resources of the type — plain
+   * wildcard, or subscribed by name to every one of them (Envoy's EDS) — goes back to implicit
+   * state (no per-client map of thousands of name → version entries).
+   */
   private resync(state: TypeState, snap: XdsSnapshot | undefined, resources: ResourceMap, skipped: boolean): void {
-    if (snap === undefined || skipped || !state.wildcard || state.names.size > 0 || state.known.size !== resources.size)
-      return;
+    if (snap === undefined || skipped || state.known.size !== resources.size) return;
+    // Plain wildcard, or subscribed by name to exactly every resource of the type (Envoy's EDS).
+    if (state.wildcard ? state.names.size > 0 : state.names.size !== resources.size) return;
     for (const [n, v] of state.known) if (resources.get(n)?.version !== v) return;
+    if (!state.wildcard) for (const n of state.names) if (!resources.has(n)) return;
     state.syncedWith = snap;
     state.known.clear();
   }
 
   protected heldNames(typeUrl: string, state: TypeState): Iterable<string> {
-    return state.syncedWith === undefined ? state.known.keys() : state.syncedWith.resources(typeUrl).keys();
+    if (state.syncedWith === undefined) return state.known.keys();
+    const names = state.syncedWith.resources(typeUrl).keys();
+    return state.wildcard ? names : [...names].filter((n) => state.names.has(n));
   }
 
   protected onRejected(typeUrl: string, _state: TypeState, sent: SentResponse): void {
