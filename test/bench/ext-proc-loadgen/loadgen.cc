@@ -10,7 +10,8 @@
 //
 // Latency is per message, write to matching answer. An answer of the wrong kind, or a non-OK
 // status, counts as an error. After --warmup seconds the counters reset and --duration seconds are
-// measured; with --server-pid the server's utime+stime over that window come from /proc.
+// measured; with --server-pid the server's utime+stime over that window come from /proc, and the
+// CPU everything else on the machine used meanwhile (otherCores) and hypervisor steal from /proc/stat.
 //
 // Usage: loadgen --target unix:///path|host:port --concurrency N [--warmup S] [--duration S]
 //                [--server-pid PID]
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -186,6 +188,18 @@ long long ProcCpuTicks(long pid) {
   return utime + stime;
 }
 
+// Busy and steal clock ticks of the whole machine (/proc/stat "cpu" line); busy excludes idle,
+// iowait and steal. {-1, -1} when unreadable.
+std::pair<long long, long long> MachineTicks() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  long long v[8] = {0};  // user nice system idle iowait irq softirq steal
+  if (!(f >> cpu) || cpu != "cpu") return {-1, -1};
+  for (auto& x : v)
+    if (!(f >> x)) return {-1, -1};
+  return {v[0] + v[1] + v[2] + v[5] + v[6], v[7]};
+}
+
 double SelfCpuSeconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -241,6 +255,7 @@ int main(int argc, char** argv) {
   stats.errors = 0;
   long long cpu0 = ProcCpuTicks(server_pid);
   double self0 = SelfCpuSeconds();
+  auto machine0 = MachineTicks();
   auto t0 = Clock::now();
   stats.measuring = true;
   std::this_thread::sleep_for(std::chrono::duration<double>(duration));
@@ -248,6 +263,7 @@ int main(int argc, char** argv) {
   auto t1 = Clock::now();
   long long cpu1 = ProcCpuTicks(server_pid);
   double self1 = SelfCpuSeconds();
+  auto machine1 = MachineTicks();
   uint64_t requests = stats.requests.load();
 
   stats.stopping = true;
@@ -265,17 +281,22 @@ int main(int argc, char** argv) {
   std::sort(lat.begin(), lat.end());
   double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   double server_cpu_s = (cpu0 < 0 || cpu1 < 0) ? -1 : (cpu1 - cpu0) / ticks;
+  // What everything else on the machine used meanwhile (other people's work), and hypervisor steal.
+  bool machine_ok = machine0.first >= 0 && machine1.first >= 0 && server_cpu_s >= 0;
+  double other_cores =
+      machine_ok ? std::max(0.0, ((machine1.first - machine0.first) / ticks - server_cpu_s - (self1 - self0)) / secs) : -1;
+  double steal_cores = machine_ok ? (machine1.second - machine0.second) / ticks / secs : -1;
   std::printf(
       "{\"target\":\"%s\",\"concurrency\":%d,\"seconds\":%.3f,\"requests\":%llu,\"errors\":%llu,"
       "\"requestsPerSec\":%.1f,\"msgP50Us\":%u,\"msgP99Us\":%u,\"messages\":%zu,"
       "\"serverCpuUsPerRequest\":%.1f,\"serverCores\":%.3f,\"clientCpuUsPerRequest\":%.1f,"
-      "\"requestHeadersBytes\":%d,\"firstError\":\"%s\"}\n",
+      "\"otherCores\":%.3f,\"stealCores\":%.3f,\"requestHeadersBytes\":%d,\"firstError\":\"%s\"}\n",
       target.c_str(), concurrency, secs, static_cast<unsigned long long>(requests),
       static_cast<unsigned long long>(stats.errors.load()), requests / secs, Percentile(lat, 0.50),
       Percentile(lat, 0.99), lat.size(),
       server_cpu_s < 0 || requests == 0 ? -1.0 : server_cpu_s * 1e6 / requests,
       server_cpu_s < 0 ? -1.0 : server_cpu_s / secs, requests == 0 ? -1.0 : (self1 - self0) * 1e6 / requests,
-      wire_bytes, stats.first_error.c_str());
+      other_cores, steal_cores, wire_bytes, stats.first_error.c_str());
   std::fflush(stdout);
   // Skip destructors: reactors may still be unwinding on gRPC threads.
   std::_Exit(0);
