@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, unlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -333,6 +334,22 @@ spec: {listeners: []}
     await recent.load();
     await recent.load();
     expect(recent.lastRead).toMatchObject({ readFiles: 2, changedFiles: 0 });
+  });
+
+  it('reads a named pipe given as a path without blocking the process on its writer', async () => {
+    const dir = tempDir();
+    const fifo = join(dir, 'config.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const provider = new FileProvider({ paths: [fifo], logger: silent });
+    const loading = provider.load();
+    // The writer runs in this process: a blocking read of the pipe would wait for it forever.
+    await new Promise<void>((resolve, reject) => {
+      const w = createWriteStream(fifo);
+      w.on('error', reject);
+      w.end(gateway('piped'), resolve);
+    });
+    const { snapshot } = await loading;
+    expect([...snapshot.resources.Gateway.keys()]).toEqual(['default/piped']);
   });
 
   it('fails clearly on a path that does not exist', async () => {
