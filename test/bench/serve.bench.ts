@@ -11,8 +11,9 @@
  *   RouteConfiguration version (median of 5 changes). Baselines in the same run: the same change
  *   read, translated and published with no client waiting (the control plane's own share), and
  *   the same read + translation without the TranslationCache (what serve did before).
- * - memory: RSS of the control-plane process (after GC) with N routes and 50 clients, and the
- *   same process's RSS before anything was loaded (Node's own baseline).
+ * - memory: RSS of the control-plane process (after GC) with N routes and 50 clients, at rest
+ *   (5 s after the last push; right after it too), and the same process's RSS before anything
+ *   was loaded (Node's own baseline).
  *
  * Each size runs in its own child process so RSS figures do not carry over, as compiled
  * JavaScript under plain `node` (compiledBench in lib.ts), the way `envext serve` runs.
@@ -180,9 +181,28 @@ async function measureSize(n: number): Promise<void> {
     alone.push(published - t0);
     reads.push(read - t0);
   }
-  // Memory of the serving process (before the baseline below allocates anything of its own).
+  // Memory of the serving process at rest (where a control plane spends its time): right after
+  // the last push, and once HTTP/2 write buffers and V8's young generation have settled (5 s
+  // idle). Both before the baseline below allocates anything of its own.
+  const rssRightAfterPushMiB = rssMiB();
+  await new Promise((r) => setTimeout(r, 5000));
   const rssWithClients = rssMiB();
   const mem = process.memoryUsage();
+  // Where the RSS is (V8 and mmapped memory, malloc's heap, the binary): ENVEXT_BENCH_SMAPS=1.
+  if (process.env['ENVEXT_BENCH_SMAPS'] !== undefined) {
+    const { readFileSync: rf } = await import('node:fs');
+    const rows: [string, number][] = [];
+    let cur = '';
+    for (const line of rf('/proc/self/smaps', 'utf8').split('\n')) {
+      const h = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/u.exec(line);
+      if (h) cur = h[1] || '[anon]';
+      const r = /^Rss:\s+(\d+) kB/u.exec(line);
+      if (r) rows.push([cur, Number(r[1])]);
+    }
+    const agg = new Map<string, number>();
+    for (const [k, v] of rows) agg.set(k, (agg.get(k) ?? 0) + v);
+    process.stderr.write(JSON.stringify([...agg].sort((a, b) => b[1] - a[1]).slice(0, 8)) + '\n');
+  }
   // Baseline: the same one-route change read and translated without the TranslationCache (a
   // provider of its own, so the served one's state is untouched; nothing is published).
   const uncached: number[] = [];
@@ -212,6 +232,7 @@ async function measureSize(n: number): Promise<void> {
       readMs: round(median(reads)),
       baselineNoTranslationCacheMs: round(median(uncached)),
       rssMiB: rssWithClients,
+      rssRightAfterPushMiB,
       heapUsedMiB: heapMiB,
       heapTotalMiB,
       externalMiB,
@@ -255,6 +276,7 @@ if (process.argv[2] === '--size') {
     baselineNoTranslationCache5000Ms: large.baselineNoTranslationCacheMs,
     rss1000RoutesMiB: small.rssMiB,
     rss5000RoutesMiB: large.rssMiB,
+    rss5000RoutesRightAfterPushMiB: large.rssRightAfterPushMiB,
     heapUsed1000RoutesMiB: small.heapUsedMiB,
     heapUsed5000RoutesMiB: large.heapUsedMiB,
     baselineRssEmptyProcessMiB: small.baselineRssMiB,
