@@ -41,6 +41,15 @@ describe('ValidationMemo', () => {
     expect(memo.parse({ value: route('r'), source: 'f.yaml:1' }, {})).not.toBe(a);
   });
 
+  it('reports an invalid object parsed again with equal content as the same value', () => {
+    const memo = new ValidationMemo();
+    const bad = (): Record<string, unknown> => ({ ...route('r'), spec: { rules: 'no' } });
+    const first = snapshotFromObjects([{ value: bad(), source: 'f.yaml:1' }], 1, {}, memo).snapshot;
+    const second = snapshotFromObjects([{ value: bad(), source: 'f.yaml:2' }], 2, {}, memo).snapshot;
+    expect(second.rejected[0]?.value).toBe(first.rejected[0]?.value);
+    expect(second.rejected[0]?.source).toBe('f.yaml:2');
+  });
+
   it('reports a reused invalid object at its new source', () => {
     const memo = new ValidationMemo();
     const bad = { value: { ...route('r'), spec: { rules: 'no' } }, source: 'f.yaml:1' };

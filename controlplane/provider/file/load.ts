@@ -89,6 +89,12 @@ function rawIdentity(o: SourcedObject): string | undefined {
 
 interface MemoEntry {
   readonly value: unknown;
+  /**
+   * The first value seen with this content: what a rejected object is reported as, so that the
+   * snapshot's `rejected[].value` stays the same object (the TranslationCache compares rejected
+   * values by identity).
+   */
+  readonly canonical: unknown;
   /** rawIdentity of the value. */
   readonly name: string | undefined;
   readonly defaultKind: ResourceKind | undefined;
@@ -114,12 +120,20 @@ export class ValidationMemo {
   validations = 0;
 
   parse(o: SourcedObject, options: ValidateOptions): ParsedResource {
+    return this.resolve(o, options).parsed;
+  }
+
+  /** The validated resource of `o`, and the value to report it as when it was rejected. */
+  resolve(
+    o: SourcedObject,
+    options: ValidateOptions,
+  ): { readonly parsed: ParsedResource; readonly canonical: unknown } {
     const value = o.value;
     const isObject = typeof value === 'object' && value !== null;
     const known = isObject ? this.byValue.get(value) : undefined;
     if (known !== undefined && known.defaultKind === o.defaultKind) {
       if (known.name !== undefined) this.next.set(known.name, known);
-      return known.parsed;
+      return known;
     }
     const name = rawIdentity(o);
     let entry: MemoEntry | undefined;
@@ -127,16 +141,19 @@ export class ValidationMemo {
     if (previous !== undefined && previous.defaultKind === o.defaultKind) {
       previous.json ??= JSON.stringify(previous.value);
       const json = JSON.stringify(value);
-      if (json === previous.json) entry = { value, name, defaultKind: o.defaultKind, parsed: previous.parsed, json };
+      if (json === previous.json) {
+        const { parsed, canonical } = previous;
+        entry = { value, canonical, name, defaultKind: o.defaultKind, parsed, json };
+      }
     }
     if (entry === undefined) {
       this.validations++;
       const parsed = parseResource(value, o.source, o.defaultKind, 'default', options);
-      entry = { value, name, defaultKind: o.defaultKind, parsed };
+      entry = { value, canonical: value, name, defaultKind: o.defaultKind, parsed };
     }
     if (isObject) this.byValue.set(value, entry);
     if (name !== undefined) this.next.set(name, entry);
-    return entry.parsed;
+    return entry;
   }
 
   /** Ends a read: what was seen in it is what the next read can reuse by content. */
@@ -158,10 +175,10 @@ export function snapshotFromObjects(
 ): { snapshot: ResourceSnapshot; duplicates: string[] } {
   const b = new SnapshotBuilder(options);
   for (const o of objects) {
-    const parsed = memo?.parse(o, options);
+    const known = memo?.resolve(o, options);
     // Rejected objects go through the builder again (it records them with their source); they are rare.
-    if (parsed?.ok === true) b.put(parsed.kind, parsed.resource, o.source);
-    else b.add(o.value, o.source, o.defaultKind);
+    if (known?.parsed.ok === true) b.put(known.parsed.kind, known.parsed.resource, o.source);
+    else b.add(known === undefined ? o.value : known.canonical, o.source, o.defaultKind);
   }
   memo?.endRead();
   return { snapshot: b.build(revision), duplicates: b.duplicates };

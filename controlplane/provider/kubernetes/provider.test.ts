@@ -152,15 +152,19 @@ describe('KubernetesProvider', () => {
     api.apply(gateway('eg', 'eg'));
     for (const r of ['r1', 'r2', 'r3']) api.apply(route(r));
     api.apply(service('svc'));
+    // An invalid route: rejected, and the same rejected value in every snapshot until it changes.
+    api.apply({ ...route('bad'), spec: { parentRefs: 'not a list' } });
     const { provider } = await startProvider();
     const snap = (): ResourceSnapshot => provider.current()!;
+    const rejected = snap().rejected.map((r) => r.value);
+    expect(snap().rejected.map((r) => `${r.kind} ${r.namespace}/${r.name}`)).toEqual(['HTTPRoute default/bad']);
     const resources = (s: ResourceSnapshot): Map<string, unknown> =>
       new Map(
         (['GatewayClass', 'Gateway', 'HTTPRoute', 'Service'] as const).flatMap((k) =>
           [...s.resources[k]].map(([key, v]): [string, unknown] => [`${k} ${key}`, v]),
         ),
       );
-    expect(provider.validations).toBe(6);
+    expect(provider.validations).toBe(7);
     const routeLists = (): number =>
       api.requests.filter((r) => r.path === '/apis/gateway.networking.k8s.io/v1/httproutes' && !/watch=/.test(r.query))
         .length;
@@ -223,6 +227,8 @@ describe('KubernetesProvider', () => {
         else expect(value, `${what}: ${key} kept`).toBe(before.get(key));
       }
       expect(provider.validations - validations, what).toBe(replaced.length);
+      expect(snap().rejected.map((r) => r.value)).toEqual(rejected);
+      expect(snap().rejected[0]?.value, what).toBe(rejected[0]);
     }
   });
 

@@ -58,8 +58,12 @@ export class KubernetesProvider {
   private latest: ResourceSnapshot | undefined;
   private started = false;
   private stopped = false;
-  /** The validated resource of each informer object (see the module comment). */
-  private validated = new WeakMap<k8s.KubernetesObject, ParsedResource>();
+  /**
+   * The validated resource of each informer object (see the module comment), and for a rejected
+   * one the plain object it was rejected as: the snapshot's `rejected[].value` then stays the same
+   * object too (the TranslationCache compares rejected values by identity).
+   */
+  private validated = new WeakMap<k8s.KubernetesObject, { parsed: ParsedResource; plain?: unknown }>();
   /** Informer restarts after errors (for metrics and tests). */
   restarts = 0;
   /** Objects validated since start (the rest were reused), for tests and metrics. */
@@ -171,15 +175,17 @@ export class KubernetesProvider {
         if (kind === 'Gateway' && !managedClasses.has(String(specField(o, 'gatewayClassName')))) continue;
         const namespace = o.metadata?.namespace;
         const source = `kubernetes ${kind} ${namespace === undefined ? name : `${namespace}/${name}`}`;
-        let parsed = this.validated.get(o);
-        if (parsed === undefined) {
-          parsed = parseResource(toPlain(w.info, o), source, kind);
+        let known = this.validated.get(o);
+        if (known === undefined) {
+          const plain = toPlain(w.info, o);
+          const parsed = parseResource(plain, source, kind);
+          known = parsed.ok ? { parsed } : { parsed, plain };
           this.validations++;
-          this.validated.set(o, parsed);
+          this.validated.set(o, known);
         }
         // A rejected object goes through the builder again, which records it (they are rare).
-        if (parsed.ok) builder.put(parsed.kind, parsed.resource, source);
-        else builder.add(toPlain(w.info, o), source, kind);
+        if (known.parsed.ok) builder.put(known.parsed.kind, known.parsed.resource, source);
+        else builder.add(known.plain, source, kind);
       }
     }
     const snapshot = builder.build(++this.revision);
