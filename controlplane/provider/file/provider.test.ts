@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createLogger } from '../../../common/log.js';
+import { TranslationCache, translateGatewayApi } from '../../gatewayapi/translate.js';
+import { ResolvedWasmModules } from '../../gatewayapi/wasm-modules.js';
 import { FileProvider, type SnapshotUpdate } from './provider.js';
 import { parseYaml, relaxQuotedIndentation, snapshotFromObjects } from './load.js';
 
@@ -227,6 +229,32 @@ spec: {listeners: []}
         else expect(resource, key).toBe(first.resources.HTTPRoute.get(key));
       }
       expect(second.resources.Gateway.get('default/a')).toBe(first.resources.Gateway.get('default/a'));
+    });
+
+    it("lets the translator's TranslationCache translate a one-route change incrementally, with an invalid object around", async () => {
+      const dir = tempDir();
+      const path = join(dir, 'routes.yaml');
+      const cls = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: envext}
+spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
+`;
+      writeFileSync(path, file([cls, gateway('a'), bad(1), ...routes(20)]));
+      const provider = new FileProvider({ paths: [dir], logger: silent, cwd: dir });
+      const cache = new TranslationCache();
+      const translate = async (): Promise<void> =>
+        void translateGatewayApi((await provider.load()).snapshot, { wasmModules: new ResolvedWasmModules(), cache });
+      await translate();
+      // One route changed; then changed back with a comment above everything (every document moves).
+      writeFileSync(
+        path,
+        file([cls, gateway('a'), bad(1), ...routes(20).map((d, i) => (i === 4 ? route(4, '/x') : d))]),
+      );
+      await translate();
+      writeFileSync(path, `# routes\n${file([cls, gateway('a'), bad(1), ...routes(20)])}`);
+      await translate();
+      expect(provider.lastRead).toMatchObject({ parsedDocuments: 2, movedDocuments: 21 });
+      expect(cache.stats).toEqual({ full: 1, incremental: 2 });
     });
 
     it('names the new line of a moved document, and the line and column of a YAML error below moved ones', async () => {

@@ -7,6 +7,8 @@ import * as k8s from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../common/log.js';
 import { StandInApiServer, type KubeObject } from '../../../test/fixtures/apiserver/apiserver.js';
+import { TranslationCache, translateGatewayApi } from '../../gatewayapi/translate.js';
+import { ResolvedWasmModules } from '../../gatewayapi/wasm-modules.js';
 import type { ResourceSnapshot } from '../snapshot.js';
 import { LeaderElector } from './leader-election.js';
 import { DEFAULT_CONTROLLER_NAME, KubernetesProvider } from './provider.js';
@@ -230,6 +232,26 @@ describe('KubernetesProvider', () => {
       expect(snap().rejected.map((r) => r.value)).toEqual(rejected);
       expect(snap().rejected[0]?.value, what).toBe(rejected[0]);
     }
+  });
+
+  it("lets the translator's TranslationCache translate a one-route change incrementally, with an invalid object around", async () => {
+    api.apply(gatewayClass('eg'));
+    api.apply(gateway('eg', 'eg'));
+    for (const r of ['r1', 'r2', 'r3']) api.apply(route(r));
+    api.apply(service('svc'));
+    api.apply({ ...route('bad'), spec: { parentRefs: 'not a list' } });
+    const { provider } = await startProvider();
+    const cache = new TranslationCache();
+    const translate = (): void =>
+      void translateGatewayApi(provider.current()!, { wasmModules: new ResolvedWasmModules(), cache });
+    translate();
+    api.apply(route('r2', 'default', '/changed'));
+    await until(
+      () => JSON.stringify(provider.current()?.resources.HTTPRoute.get('default/r2')).includes('/changed'),
+      'updated route',
+    );
+    translate();
+    expect(cache.stats).toEqual({ full: 1, incremental: 1 });
   });
 
   it('watches only the given namespaces', async () => {
