@@ -189,7 +189,10 @@ async function pushStreaming(
     upload.catch(() => undefined);
     let hashed: HashedModule;
     try {
-      hashed = await file.hashed();
+      // The upload asks for the digest once its session is open (so the hashing does not delay
+      // that first request); if the upload ends first (a failure, or the file changed under it),
+      // ask here. A failed upload is reported below, once the manifest would need it.
+      hashed = await Promise.race([file.whenHashed(), upload.catch(() => undefined).then(() => file.hashed())]);
     } catch (e) {
       stop.abort(e);
       await upload.catch(() => undefined);
@@ -283,21 +286,22 @@ class FileChangedError extends Error {
 }
 
 /**
- * A module file being read and hashed in the background (`openModuleFile`). A regular file is
- * read straight into one buffer of its size (no chunk list, no concatenation copy), with the next
- * read in flight on the thread pool while the current chunk is hashed, so the whole costs about
- * max(read, hash); `pushWasmModule` uploads the bytes as they become final (`ready`) instead of
- * waiting for the digest, and the hashing runs in 1 MiB slices between turns of the event loop so
- * the upload's socket writes and responses are never queued behind 30 ms of sha256. A file that changes size while it is read is read again as a stream:
- * `digest` then fails and `hashed()` returns the re-read bytes.
+ * A module file being read in the background (`openModuleFile`) and hashed on demand. A regular
+ * file is read straight into one buffer of its size (no chunk list, no concatenation copy) in
+ * 4 MiB reads on the thread pool; `pushWasmModule` uploads the bytes as they become final
+ * (`ready`) instead of waiting for the digest. The sha256 starts when someone asks for it
+ * (`digest`, `hashed()`), so a streamed upload can get its session first, and runs in 1 MiB
+ * slices between turns of the event loop, so the upload's socket writes and responses are never
+ * queued behind 30 ms of hashing. A file that changes size while it is read is read again as a
+ * stream: `digest` then fails and `hashed()` returns the re-read bytes.
  */
 export class ModuleFile implements IncomingBlob {
   /** Bytes of `data` that are read and final. */
   private filled = 0;
   private failure: Error | undefined;
   private waiters: { n: number; resolve: (filled: number) => void; reject: (e: Error) => void }[] = [];
-  /** `sha256:` of `data` once it is all read; fails when the read fails or the file changed. */
-  readonly digest: Promise<string>;
+  private startHash: () => void = () => undefined;
+  private readonly digestPromise: Promise<string>;
   private readonly result: Promise<HashedModule>;
 
   private constructor(
@@ -310,11 +314,14 @@ export class ModuleFile implements IncomingBlob {
   ) {
     if (source instanceof HashedModule) {
       this.filled = size;
-      this.digest = Promise.resolve(source.digest);
+      this.digestPromise = Promise.resolve(source.digest);
       this.result = Promise.resolve(source);
     } else {
-      this.digest = this.readAll(source);
-      this.result = this.digest.then(
+      const reading = this.readAll(source);
+      reading.catch(() => undefined);
+      const asked = new Promise<void>((resolve) => (this.startHash = resolve));
+      this.digestPromise = asked.then(() => this.hashAll(reading));
+      this.result = this.digestPromise.then(
         (digest) => HashedModule.fromVerified(this.data, digest),
         async (e: unknown) => {
           if (e instanceof FileChangedError) return readStreaming(path);
@@ -323,7 +330,7 @@ export class ModuleFile implements IncomingBlob {
       );
     }
     // Both are awaited by whoever uses them; unused, their failure is not an unhandled rejection.
-    this.digest.catch(() => undefined);
+    this.digestPromise.catch(() => undefined);
     this.result.catch(() => undefined);
   }
 
@@ -337,6 +344,12 @@ export class ModuleFile implements IncomingBlob {
     return new ModuleFile(path, hashed.data.length, hashed.data, hashed);
   }
 
+  /** `sha256:` of `data` once it is all read (asking starts the hashing); fails when the read fails or the file changed. */
+  get digest(): Promise<string> {
+    this.startHash();
+    return this.digestPromise;
+  }
+
   /** Resolves with the count of final bytes of `data` once there are at least `n` (capped at `size`). */
   ready(n: number): Promise<number> {
     if (this.filled >= Math.min(n, this.size)) return Promise.resolve(this.filled);
@@ -346,6 +359,12 @@ export class ModuleFile implements IncomingBlob {
 
   /** The whole module with its digest (the re-read bytes if the file changed while read). */
   hashed(): Promise<HashedModule> {
+    this.startHash();
+    return this.result;
+  }
+
+  /** What `hashed()` returns, without starting the hashing: settles once someone else asked. */
+  whenHashed(): Promise<HashedModule> {
     return this.result;
   }
 
@@ -366,33 +385,24 @@ export class ModuleFile implements IncomingBlob {
     this.waiters = [];
   }
 
-  private async readAll(fh: FileHandle): Promise<string> {
+  /** Fills `data`, one read in flight at a time; fails when the file changed size meanwhile. */
+  private async readAll(fh: FileHandle): Promise<void> {
     try {
       const { size, data } = this;
-      const hash = createHash('sha256');
       let off = 0;
       // A small first read: the wasm header check (and so the first request) need not wait for 4 MiB.
-      let pending = size > 0 ? fh.read(data, 0, Math.min(FIRST_READ, size), 0) : undefined;
-      while (pending !== undefined) {
-        const { bytesRead } = await pending;
+      let next = Math.min(FIRST_READ, size);
+      while (off < size) {
+        const { bytesRead } = await fh.read(data, off, next, off);
         if (bytesRead === 0) break;
-        const start = off;
         off += bytesRead;
-        pending = off < size ? fh.read(data, off, Math.min(READ_CHUNK, size - off), off) : undefined;
-        // Final as soon as read: an upload may send them while they are hashed.
+        next = Math.min(READ_CHUNK, size - off);
         this.advance(off);
-        for (let p = start; p < off; p += HASH_SLICE) {
-          // Network callbacks first (the upload of these bytes, its responses): hashing in
-          // slices between them keeps the main thread from holding the upload back.
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          hash.update(data.subarray(p, Math.min(p + HASH_SLICE, off)));
-        }
       }
       // Shrunk (short) or grown (one more byte readable) while we read.
       if (off !== size || (await fh.read(Buffer.alloc(1), 0, 1, size)).bytesRead !== 0) {
         throw new FileChangedError(this.path);
       }
-      return `sha256:${hash.digest('hex')}`;
     } catch (e) {
       this.fail(e);
       throw e;
@@ -400,10 +410,25 @@ export class ModuleFile implements IncomingBlob {
       await fh.close();
     }
   }
+
+  /** sha256 of `data`, following the read; its failure (or the file's change) is the digest's. */
+  private async hashAll(reading: Promise<void>): Promise<string> {
+    const hash = createHash('sha256');
+    for (let pos = 0; pos < this.size;) {
+      const end = await this.ready(pos + 1);
+      for (; pos < end; pos = Math.min(pos + HASH_SLICE, end)) {
+        // Network callbacks first (the upload of these bytes, its responses).
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        hash.update(this.data.subarray(pos, Math.min(pos + HASH_SLICE, end)));
+      }
+    }
+    await reading;
+    return `sha256:${hash.digest('hex')}`;
+  }
 }
 
 /**
- * Opens a module file and starts reading and hashing it, for
+ * Opens a module file and starts reading it (hashing starts when asked for), for
  * `pushWasmModule(ref, await openModuleFile(path))` (which uploads while it reads) or
  * `(await openModuleFile(path)).hashed()`. Fails here when the file cannot be opened. Pipes,
  * devices and other non-regular files are read whole as a stream before this returns.

@@ -1016,12 +1016,17 @@ export class RegistryClient {
       reason ??= r;
       stop.abort();
     };
-    const exists = blob.digest.then(async (digest) => {
-      const found = await this.blobExists(repo, digest);
-      if (found) halt('exists');
-      return found;
-    });
-    exists.catch((error: unknown) => halt({ error }));
+    // The skip check, once the session is open and the digest known (asking for it may start
+    // the hashing: after the POST, so that first request does not wait behind it).
+    let exists: Promise<boolean> = new Promise<boolean>(() => undefined);
+    const checkExists = (): void => {
+      exists = blob.digest.then(async (digest) => {
+        const found = await this.blobExists(repo, digest);
+        if (found) halt('exists');
+        return found;
+      });
+      exists.catch((error: unknown) => halt({ error }));
+    };
     opts.signal?.addEventListener('abort', () => halt({ error: opts.signal?.reason }), { once: true });
     const subject = `${repo.repository} (blob of ${blob.size} bytes)`;
     const what: What = { kind: 'upload', subject };
@@ -1046,6 +1051,7 @@ export class RegistryClient {
       if (started.status !== 202) throw await this.responseError(started, repo.registry, what);
       await started.body?.cancel();
       location = this.location(started, repo.registry, subject);
+      checkExists();
       for (let start = 0; start < blob.size; start += this.chunkSize) {
         const end = Math.min(start + this.chunkSize, blob.size);
         // Each chunk is sent as its bytes become final: no waiting for the whole file.

@@ -292,6 +292,18 @@ describe.each<RegistryMode>(['plain', 'basic', 'token'])('registry in %s mode', 
       expect((err as Error).message).toContain('credentials from command-line credentials');
       // One token request for the push scope, no loop.
       expect((reg.tokenServer?.requests.length ?? 0) - before).toBeLessThanOrEqual(2);
+      // The same from a module file streamed while it is read: the upload session is refused.
+      const file = join(work, 'denied.wasm');
+      await writeFile(file, makeWasmModule(300_000, 'denied-file'));
+      const client = new RegistryClient({ ...connection(reg, 'reader', 'read-secret'), chunkThreshold: 64 * 1024 });
+      try {
+        const streamed = await pushWasmModule(`${reg.host}/filters/denied:v2`, await openModuleFile(file), {
+          client,
+        }).catch((e: unknown) => e);
+        expect(isOciError(streamed, 'OCI_INSUFFICIENT_SCOPE'), String(streamed)).toBe(true);
+      } finally {
+        await client.close();
+      }
     },
   );
 

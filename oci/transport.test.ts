@@ -4,7 +4,7 @@
  * another host, TLS trust, token caching and expiry, OAuth2 identity tokens, tag listing.
  */
 import { execFile } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ import { staticCredentials } from './credentials.js';
 import { sha256Digest } from './digest.js';
 import { isOciError } from './errors.js';
 import { pullWasmModule } from './pull.js';
-import { openModuleFile, pushWasmModule, readModuleFile } from './push.js';
+import { ModuleFile, openModuleFile, pushWasmModule, readModuleFile } from './push.js';
 import { RegistryClient, type IncomingBlob } from './registry-client.js';
 
 const run = promisify(execFile);
@@ -270,22 +270,28 @@ describe('uploads (plain registry behind a recording proxy)', () => {
     }
   });
 
-  it('pushes what a module file holds after it grew while being read', async () => {
+  // The file's size changed between the fstat and the end of the read (simulated by starting the
+  // read with a size that is off): the streamed upload is dropped and the re-read bytes are pushed.
+  it.each([
+    { name: 'grew', sizeAtOpen: (n: number) => n - 1000 },
+    { name: 'shrank', sizeAtOpen: (n: number) => n + 1000 },
+  ])('pushes what a module file holds after it $name while being read', async ({ sizeAtOpen }) => {
     const dir = await mkdtemp(join(tmpdir(), 'envext-oci-grow-'));
     const client = new RegistryClient({ chunkThreshold: 1024 * 1024, chunkSize: 4 * 1024 * 1024 });
     try {
       const file = join(dir, 'm.wasm');
-      const original = makeWasmModule(24 * 1024 * 1024, 'grow');
-      const tail = Buffer.from('appended while envext was reading');
-      await writeFile(file, original);
-      const opened = await openModuleFile(file);
-      // The read (and the streamed upload) has begun; the file now grows behind it.
-      await appendFile(file, tail);
-      const full = Buffer.concat([original, tail]);
-      const pushed = await pushWasmModule(`${proxy.host}/up/grown:v1`, opened, { client });
-      expect(pushed.moduleDigest).toBe(sha256Digest(full));
-      expect(pushed.size).toBe(full.length);
-      expect((await pullWasmModule(`${proxy.host}/up/grown:v1`, { client })).bytes.equals(full)).toBe(true);
+      const actual = makeWasmModule(12 * 1024 * 1024, `changed-${sizeAtOpen(0)}`);
+      await writeFile(file, actual);
+      const opened = ModuleFile.start(file, sizeAtOpen(actual.length), await open(file, 'r'));
+      const mark = proxy.log.length;
+      const pushed = await pushWasmModule(`${proxy.host}/up/changed:v${sizeAtOpen(0)}`, opened, { client });
+      expect(pushed.moduleDigest).toBe(sha256Digest(actual));
+      expect(pushed.size).toBe(actual.length);
+      const tag = `v${sizeAtOpen(0)}`;
+      expect((await pullWasmModule(`${proxy.host}/up/changed:${tag}`, { client })).bytes.equals(actual)).toBe(true);
+      // The streamed session never completed: the only finished module upload is the re-read one.
+      const puts = proxy.log.slice(mark).filter((l) => /^PUT .*\/blobs\/uploads\//.test(l));
+      expect(puts.filter((l) => l.includes(encodeURIComponent(pushed.moduleDigest)))).toHaveLength(1);
     } finally {
       await client.close();
       await rm(dir, { recursive: true, force: true });
