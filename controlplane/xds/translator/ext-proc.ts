@@ -5,7 +5,7 @@
  * the processor over gRPC (Envoy's own client, `envoy_grpc`) on a cluster of its own that speaks
  * HTTP/2. The processing mode is always written out in full, as Envoy Gateway does.
  */
-import type { ExtProc, HttpRoute, XdsIr } from '../../ir/types.js';
+import type { ExtProc, HttpRoute } from '../../ir/types.js';
 import { destinationCluster } from './cluster.js';
 import { joinName } from '../../ir/names.js';
 import { memo, type ClusterResource, type HcmFilter, type HttpFilterPlugin } from './http-filters.js';
@@ -74,14 +74,11 @@ export function createExtProcPlugin(): HttpFilterPlugin {
         }),
       );
     },
-    clusters(ir: XdsIr): readonly ClusterResource[] {
-      const seen = new Map<string, ClusterResource>();
-      for (const l of ir.http)
-        for (const r of l.routes)
-          for (const e of r.envoyExtensions?.extProcs ?? []) {
-            if (!seen.has(e.destination.name)) seen.set(e.destination.name, destinationCluster(e.destination));
-          }
-      return [...seen.values()];
+    clustersForRoute(route: HttpRoute): readonly ClusterResource[] {
+      return (route.envoyExtensions?.extProcs ?? []).map((e) => destinationCluster(e.destination));
+    },
+    clusters(): readonly ClusterResource[] {
+      return [];
     },
   };
 }

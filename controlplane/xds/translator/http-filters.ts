@@ -34,7 +34,9 @@ export interface HttpFilterPlugin {
    * filter's HCM entry; it is called once per name per listener, however many routes share it.
    */
   filtersForRoute(route: HttpRoute): readonly { readonly name: string; readonly build: () => HcmFilter }[];
-  /** Extra clusters the IR needs (ext_proc backends, the wasm code server). Called once per IR. */
+  /** Clusters a route needs for this filter type (ext_proc backends). Memoized per route. */
+  clustersForRoute?(route: HttpRoute): readonly ClusterResource[];
+  /** Clusters the IR as a whole needs (the wasm code server). Called once per IR. */
   clusters(ir: XdsIr): readonly ClusterResource[];
 }
 

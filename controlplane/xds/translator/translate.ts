@@ -14,6 +14,7 @@
  */
 import { encode, protoRoot, type ProtoObject } from '../../../proto/index.js';
 import type { HttpListener, HttpRoute, RouteDestination, StringMatch, XdsIr } from '../../ir/types.js';
+import { Union, SortedByName } from './assembly.js';
 import { ADS_CONFIG, destinationCluster } from './cluster.js';
 import { createExtProcPlugin } from './ext-proc.js';
 import {
@@ -159,14 +160,66 @@ function envoyRoute(r: HttpRoute, perFilter: readonly string[]): Record<string, 
 /** `FilterConfig{config: {}}`: turns a disabled HCM filter on for one route. Shared, never mutated. */
 const ENABLE_FILTER = { '@type': FILTER_CONFIG_TYPE, config: {} };
 
+type FilterEntry = { readonly name: string; readonly build: () => HcmFilter };
+
+/** What one IR route contributes to the xDS resources. */
+interface RouteParts {
+  readonly route: Record<string, unknown>;
+  /** HCM filters it enables, by name. */
+  readonly filters: readonly (readonly [string, FilterEntry])[];
+  /** Clusters it needs (destination, mirrors, extension backends), as Cluster resources by name. */
+  readonly clusters: readonly (readonly [string, XdsResource])[];
+  /** The same clusters' ClusterLoadAssignments (EDS clusters only). */
+  readonly endpoints: readonly (readonly [string, XdsResource])[];
+}
+
 /**
  * Per IR route (immutable, and kept as the same object across translations of unchanged routes):
- * its Envoy route and the filters it enables. Plugins are stateless, so the memo holds for any call.
+ * what it contributes. Plugins are stateless, so the memo holds for any call.
  */
-const routeMemo = new WeakMap<
-  HttpRoute,
-  { readonly route: Record<string, unknown>; readonly enables: readonly { name: string; build: () => HcmFilter }[] }
->();
+const partsMemo = new WeakMap<HttpRoute, RouteParts>();
+
+/** A cluster's Cluster and ClusterLoadAssignment resources (one pair per ClusterResource object). */
+const resourceMemo = new WeakMap<ClusterResource, { cluster: XdsResource; endpoint?: XdsResource }>();
+
+function clusterResources(c: ClusterResource): { cluster: XdsResource; endpoint?: XdsResource } {
+  return remember(resourceMemo, c, () => {
+    const name = String(c.cluster['name']);
+    return {
+      cluster: { name, resource: c.cluster },
+      ...(c.loadAssignment === undefined ? {} : { endpoint: { name, resource: c.loadAssignment } }),
+    };
+  });
+}
+
+function clusterParts(list: readonly ClusterResource[]): Pick<RouteParts, 'clusters' | 'endpoints'> {
+  const clusters: (readonly [string, XdsResource])[] = [];
+  const endpoints: (readonly [string, XdsResource])[] = [];
+  for (const c of list) {
+    const r = clusterResources(c);
+    clusters.push([r.cluster.name, r.cluster]);
+    if (r.endpoint !== undefined) endpoints.push([r.endpoint.name, r.endpoint]);
+  }
+  return { clusters, endpoints };
+}
+
+function routeParts(r: HttpRoute, plugins: readonly HttpFilterPlugin[]): RouteParts {
+  return remember(partsMemo, r, () => {
+    const enables = plugins.flatMap((p) => p.filtersForRoute(r));
+    const needed: ClusterResource[] = [];
+    if (r.destination !== undefined) needed.push(destinationCluster(r.destination));
+    for (const m of r.mirrors) needed.push(destinationCluster(m));
+    for (const p of plugins) needed.push(...(p.clustersForRoute?.(r) ?? []));
+    return {
+      route: envoyRoute(
+        r,
+        enables.map((f) => f.name),
+      ),
+      filters: enables.map((f) => [f.name, f] as const),
+      ...clusterParts(needed),
+    };
+  });
+}
 
 function vhostName(listener: string, host: string): string {
   return `${listener}/${host.replaceAll('.', '_')}`;
@@ -180,21 +233,12 @@ function buildHcm(
   plugins: readonly HttpFilterPlugin[],
   memo: XdsTranslationMemo | undefined,
 ): { routeConfig: XdsResource; filters: HcmFilter[] } {
-  const filters = new Map<string, HcmFilter>();
   const vhosts = new Map<string, Record<string, unknown>[]>();
+  const routes: HttpRoute[] = [];
   for (const l of listeners) {
     for (const r of l.routes) {
-      const t = remember(routeMemo, r, () => {
-        const enables = plugins.flatMap((p) => p.filtersForRoute(r));
-        return {
-          route: envoyRoute(
-            r,
-            enables.map((f) => f.name),
-          ),
-          enables,
-        };
-      });
-      for (const { name, build } of t.enables) if (!filters.has(name)) filters.set(name, build());
+      routes.push(r);
+      const t = routeParts(r, plugins);
       const list = vhosts.get(r.hostname);
       if (list === undefined) vhosts.set(r.hostname, [t.route]);
       else list.push(t.route);
@@ -212,50 +256,25 @@ function buildHcm(
       })),
     },
   };
-  const input = [...filters.values(), ROUTER];
-  // The chain is usually the same filters as last time: ordering 10,000 of them is not free.
-  const last = memo?.filterChains.get(routeConfigName);
-  const ordered =
-    last !== undefined && last.order === ir.filterOrder && sameElements(last.input, input)
-      ? last.output
-      : orderFilters(input, ir.filterOrder);
-  memo?.filterChains.set(routeConfigName, { input, order: ir.filterOrder, output: ordered });
-  return { routeConfig, filters: ordered };
-}
-
-function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * Sorts resources by name. When the names are the ones the previous call sorted (the usual case
- * after an edit), that order is reused instead of sorting again.
- */
-function sortByName(list: XdsResource[], key: string, memo: XdsTranslationMemo | undefined): XdsResource[] {
-  const last = memo?.names.get(key);
-  let out: XdsResource[] | undefined;
-  if (last !== undefined && last.length === list.length) {
-    const byName = new Map<string, XdsResource>();
-    for (const r of list) byName.set(r.name, r);
-    out = [];
-    for (const n of last) {
-      const r = byName.get(n);
-      if (r === undefined) {
-        out = undefined;
-        break;
-      }
-      out.push(r);
-    }
-    if (out !== undefined && byName.size !== list.length) out = undefined; // duplicate names: let the sort keep them
+  // Each filter once, in the order orderFilters decides (independent of the routes' order);
+  // redone only when the set of filters or the EnvoyProxy order changed.
+  const key = `${ir.name}|${routeConfigName}`;
+  let hcm = memo?.hcms.get(key);
+  if (hcm === undefined) {
+    hcm = { filters: new Union<HttpRoute, FilterEntry>((r) => routeParts(r, plugins).filters) };
+    memo?.hcms.set(key, hcm);
   }
-  out ??= list.sort(byName);
-  memo?.names.set(
-    key,
-    out.map((r) => r.name),
-  );
-  return out;
+  const change = hcm.filters.update(routes);
+  if (
+    hcm.chain === undefined ||
+    change.namesChanged ||
+    change.replaced.length > 0 ||
+    hcm.chain.order !== ir.filterOrder
+  ) {
+    const built = [...hcm.filters.entries.values()].map((e) => e.value.build());
+    hcm.chain = { order: ir.filterOrder, output: orderFilters([...built, ROUTER], ir.filterOrder) };
+  }
+  return { routeConfig, filters: hcm.chain.output };
 }
 
 /**
@@ -264,11 +283,29 @@ function sortByName(list: XdsResource[], key: string, memo: XdsTranslationMemo |
  * regardless (IR is immutable, and unchanged routes keep their objects across translations).
  */
 export class XdsTranslationMemo {
-  readonly filterChains = new Map<
-    string,
-    { readonly input: readonly HcmFilter[]; readonly order: XdsIr['filterOrder']; readonly output: HcmFilter[] }
-  >();
-  readonly names = new Map<string, readonly string[]>();
+  /** Per listener HCM (`ir|routeConfig`): its filters and their order. */
+  readonly hcms = new Map<string, HcmAssembly>();
+  /** Per IR: its clusters and endpoints. */
+  readonly irs = new Map<string, IrAssembly>();
+}
+
+interface HcmAssembly {
+  readonly filters: Union<HttpRoute, FilterEntry>;
+  chain?: { readonly order: XdsIr['filterOrder']; readonly output: HcmFilter[] };
+}
+
+interface IrAssembly {
+  readonly clusters: Union<object, XdsResource>;
+  readonly endpoints: Union<object, XdsResource>;
+  readonly clusterList: SortedByName<XdsResource>;
+  readonly endpointList: SortedByName<XdsResource>;
+}
+
+/** IR-level clusters (the wasm code server) of one call, as a contributor next to the routes. */
+const irLevelParts = new WeakMap<object, Pick<RouteParts, 'clusters' | 'endpoints'>>();
+
+function contributions(k: object, plugins: readonly HttpFilterPlugin[]): Pick<RouteParts, 'clusters' | 'endpoints'> {
+  return irLevelParts.get(k) ?? routeParts(k as HttpRoute, plugins);
 }
 
 function hcm(statPrefix: string, routeConfigName: string, filters: readonly HcmFilter[]): Record<string, unknown> {
@@ -309,7 +346,6 @@ export function translateXds(ir: XdsIr, memo?: XdsTranslationMemo): XdsResources
   const plugins: HttpFilterPlugin[] = [createExtProcPlugin(), createWasmPlugin()];
   const listeners: XdsResource[] = [];
   const routes: XdsResource[] = [];
-  const clusters = new Map<string, ClusterResource>();
   const secrets = new Map<string, XdsResource>();
 
   // Listeners sharing a port become one Envoy listener (Gateway API allows several hostnames per port).
@@ -376,31 +412,30 @@ export function translateXds(ir: XdsIr, memo?: XdsTranslationMemo): XdsResources
     listeners.push({ name: first.name, resource: listener });
   }
 
-  const addDestination = (d: RouteDestination): void => {
-    if (!clusters.has(d.name)) clusters.set(d.name, destinationCluster(d));
-  };
-  for (const l of ir.http) {
-    for (const r of l.routes) {
-      if (r.destination !== undefined) addDestination(r.destination);
-      for (const m of r.mirrors) addDestination(m);
-    }
+  // Clusters: every route's, then the IR-level ones (first contributor wins a name), kept as
+  // reference counts so a change costs the routes that came or went.
+  let asm = memo?.irs.get(ir.name);
+  if (asm === undefined) {
+    const parts = (k: object): Pick<RouteParts, 'clusters' | 'endpoints'> => contributions(k, plugins);
+    asm = {
+      clusters: new Union<object, XdsResource>((k) => parts(k).clusters),
+      endpoints: new Union<object, XdsResource>((k) => parts(k).endpoints),
+      clusterList: new SortedByName(),
+      endpointList: new SortedByName(),
+    };
+    memo?.irs.set(ir.name, asm);
   }
-  for (const plugin of plugins) {
-    for (const c of plugin.clusters(ir)) {
-      const name = String(c.cluster['name']);
-      if (!clusters.has(name)) clusters.set(name, c);
-    }
-  }
-  const clusterList: XdsResource[] = [];
-  const endpointList: XdsResource[] = [];
-  for (const [name, c] of clusters) {
-    clusterList.push({ name, resource: c.cluster });
-    if (c.loadAssignment !== undefined) endpointList.push({ name, resource: c.loadAssignment });
-  }
+  const irKey = {};
+  irLevelParts.set(irKey, clusterParts(plugins.flatMap((p) => p.clusters(ir))));
+  const contributors: object[] = [];
+  for (const l of ir.http) for (const r of l.routes) contributors.push(r);
+  contributors.push(irKey);
+  const clusterChange = asm.clusters.update(contributors);
+  const endpointChange = asm.endpoints.update(contributors);
   return {
     [SECRET_TYPE]: [...secrets.values()].sort(byName),
-    [CLUSTER_TYPE]: sortByName(clusterList, `${ir.name}|clusters`, memo),
-    [ENDPOINT_TYPE]: sortByName(endpointList, `${ir.name}|endpoints`, memo),
+    [CLUSTER_TYPE]: asm.clusterList.update(asm.clusters, clusterChange),
+    [ENDPOINT_TYPE]: asm.endpointList.update(asm.endpoints, endpointChange),
     [LISTENER_TYPE]: listeners.sort(byName),
     [ROUTE_TYPE]: routes.sort(byName),
   };

@@ -1,0 +1,118 @@
+/**
+ * The parts of a translation that are unions over every route — the clusters of an IR and the
+ * HCM filters of a listener — kept as reference counts, so a translation after a change touches
+ * only the routes that came or went (by object identity: unchanged routes keep their IR
+ * objects) instead of rebuilding maps of ten thousand names.
+ *
+ * `translateXds` uses one either way (kept in XdsTranslationMemo, or new for a call without a
+ * memo). A name several contributors share takes one of their values; the translator's shared
+ * names (a rule's cluster on several hostnames, a policy's filter on several routes) carry the
+ * same value from every contributor, so kept and fresh unions give equal resources.
+ */
+
+/** One name's entry: its value, the contributor it came from, and how many contributors it has. */
+interface Entry<K, T> {
+  value: T;
+  owner: K;
+  count: number;
+}
+
+export interface UnionChange {
+  /** Names that appeared or disappeared: an order built from names must be redone. */
+  readonly namesChanged: boolean;
+  /** Names that stayed but whose value is now another object. */
+  readonly replaced: readonly string[];
+}
+
+/**
+ * A union of named values contributed by keys (routes). `update` takes the current contributors
+ * and applies only the difference from the previous call.
+ */
+export class Union<K extends object, T> {
+  readonly entries = new Map<string, Entry<K, T>>();
+  private contributors = new Set<K>();
+
+  constructor(private readonly partsOf: (key: K) => readonly (readonly [string, T])[]) {}
+
+  update(keys: Iterable<K>): UnionChange {
+    const now = new Set(keys);
+    const removedNames = new Set<string>();
+    /** Names still contributed whose value came from a contributor that left. */
+    const orphaned = new Set<string>();
+    for (const k of this.contributors) {
+      if (now.has(k)) continue;
+      for (const [name] of this.partsOf(k)) {
+        const e = this.entries.get(name);
+        if (e === undefined) continue;
+        if (--e.count <= 0) {
+          this.entries.delete(name);
+          removedNames.add(name);
+          orphaned.delete(name);
+        } else if (e.owner === k) orphaned.add(name);
+      }
+    }
+    const replaced: string[] = [];
+    let added = false;
+    for (const k of now) {
+      if (this.contributors.has(k)) continue;
+      for (const [name, value] of this.partsOf(k)) {
+        const e = this.entries.get(name);
+        if (e !== undefined) {
+          e.count++;
+          continue;
+        }
+        this.entries.set(name, { value, owner: k, count: 1 });
+        if (removedNames.delete(name)) replaced.push(name);
+        else added = true;
+      }
+    }
+    // A value never outlives its contributor: take the first remaining one's (rare: only names
+    // several contributors share, when the one whose value was kept left).
+    if (orphaned.size > 0) {
+      for (const k of now) {
+        for (const [name, value] of this.partsOf(k)) {
+          const e = orphaned.has(name) ? this.entries.get(name) : undefined;
+          if (e === undefined) continue;
+          orphaned.delete(name);
+          if (e.value !== value) replaced.push(name);
+          e.value = value;
+          e.owner = k;
+        }
+        if (orphaned.size === 0) break;
+      }
+    }
+    this.contributors = now;
+    return { namesChanged: added || removedNames.size > 0, replaced };
+  }
+}
+
+/**
+ * A list sorted by name, kept in step with a Union: rebuilt and sorted when names came or went,
+ * otherwise the previous list with replaced values swapped in at their positions.
+ */
+export class SortedByName<T extends { readonly name: string }> {
+  private list: T[] = [];
+  private index = new Map<string, number>();
+
+  update<K extends object>(union: Union<K, T>, change: UnionChange): T[] {
+    const replace = (): boolean => {
+      if (change.replaced.length === 0) return true;
+      const list = [...this.list];
+      for (const name of change.replaced) {
+        const i = this.index.get(name);
+        const e = union.entries.get(name);
+        if (i === undefined || e === undefined) return false;
+        list[i] = e.value;
+      }
+      this.list = list;
+      return true;
+    };
+    if (change.namesChanged || this.list.length !== union.entries.size || !replace()) {
+      this.list = [...union.entries.values()]
+        .map((e) => e.value)
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      this.index = new Map(this.list.map((v, i) => [v.name, i]));
+    }
+    return this.list;
+  }
+}
