@@ -34,6 +34,7 @@ describe('Union + SortedByName', () => {
     const one = key({ name: 'x', v: 1 });
     expect(u.update([one])).toEqual({ namesChanged: true, replaced: [] });
     expect(u.update([one])).toEqual({ namesChanged: false, replaced: [] });
+    expect(u.update([key(one.parts[0]!)])).toEqual({ namesChanged: false, replaced: [] }); // a new contributor, same value
     expect(u.update([key({ name: 'x', v: 2 })])).toEqual({ namesChanged: false, replaced: ['x'] });
     expect(u.update([])).toEqual({ namesChanged: true, replaced: [] });
   });

@@ -36,7 +36,8 @@ export class Union<K extends object, T> {
 
   update(keys: Iterable<K>): UnionChange {
     const now = new Set(keys);
-    const removedNames = new Set<string>();
+    /** Names whose last contributor left, with the value they had. */
+    const removedNames = new Map<string, T>();
     /** Names still contributed whose value came from a contributor that left. */
     const orphaned = new Set<string>();
     for (const k of this.contributors) {
@@ -46,7 +47,7 @@ export class Union<K extends object, T> {
         if (e === undefined) continue;
         if (--e.count <= 0) {
           this.entries.delete(name);
-          removedNames.add(name);
+          removedNames.set(name, e.value);
           orphaned.delete(name);
         } else if (e.owner === k) orphaned.add(name);
       }
@@ -62,8 +63,9 @@ export class Union<K extends object, T> {
           continue;
         }
         this.entries.set(name, { value, owner: k, count: 1 });
-        if (removedNames.delete(name)) replaced.push(name);
-        else added = true;
+        if (!removedNames.has(name)) added = true;
+        else if (removedNames.get(name) !== value) replaced.push(name);
+        removedNames.delete(name);
       }
     }
     // A value never outlives its contributor: take the first remaining one's (rare: only names
