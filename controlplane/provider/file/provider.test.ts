@@ -385,3 +385,67 @@ spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
     await expect(provider.load()).rejects.toMatchObject({ code: 'CONTROLPLANE_INPUT_NOT_FOUND' });
   });
 });
+
+describe('FileProvider property: a provider that read every edit equals one that reads the result cold', () => {
+  const SEED = Number(process.env['ENVEXT_FILE_SEED'] ?? 0xf11e_2026);
+  const RUNS = Number(process.env['ENVEXT_FILE_RUNS'] ?? 25);
+  /** mulberry32, as documents.test.ts. */
+  const rng = (seed: number): (() => number) => {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  };
+  // Valid and invalid resources with few names, so that edits collide (duplicates, moves, equal content).
+  const resource = (r: () => number): string => {
+    const name = `n${Math.floor(r() * 4)}`;
+    const path = `/p${Math.floor(r() * 3)}`;
+    switch (Math.floor(r() * 5)) {
+      case 0:
+        return gateway(name);
+      case 1:
+        return `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: ${name}, namespace: default}\nspec: {listeners: []}\n`;
+      case 2:
+        return `# a comment\napiVersion: v1\nkind: List\nitems:\n  - {apiVersion: v1, kind: Service, metadata: {name: ${name}}, spec: {ports: [{port: 80}]}}\n`;
+      default:
+        return `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: ${name}, namespace: default}\nspec:\n  rules: [{matches: [{path: {type: PathPrefix, value: ${path}}}]}]\n`;
+    }
+  };
+  const view = (u: SnapshotUpdate): unknown => ({
+    resources: Object.fromEntries(Object.entries(u.snapshot.resources).map(([k, m]) => [k, [...m].sort()])),
+    rejected: u.snapshot.rejected.map((x) => [x.kind, x.namespace, x.name, x.source, x.problems]),
+    problems: u.problems,
+  });
+
+  it(`${RUNS} runs of 8 edits over two files (seed ${SEED})`, async () => {
+    for (let run = 0; run < RUNS; run++) {
+      const r = rng(SEED + run);
+      const dir = tempDir();
+      const files: string[][] = [[resource(r)], [resource(r), resource(r)]];
+      const write = (): void =>
+        files.forEach((docs, i) =>
+          writeFileSync(join(dir, `f${i}.yaml`), docs.join(r() < 0.5 ? '---\n' : '---\n# x\n')),
+        );
+      write();
+      const provider = new FileProvider({ paths: [dir], logger: silent, cwd: dir });
+      await provider.load();
+      for (let step = 0; step < 8; step++) {
+        const docs = files[Math.floor(r() * files.length)] ?? [];
+        const at = Math.floor(r() * (docs.length + 1));
+        const op = Math.floor(r() * 4);
+        if (op === 0 || docs.length === 0) docs.splice(at, 0, resource(r));
+        else if (op === 1) docs.splice(at % docs.length, 1);
+        else if (op === 2) docs[at % docs.length] = resource(r);
+        else docs.splice(Math.floor(r() * docs.length), 0, ...docs.splice(at % docs.length, 1));
+        write();
+        const got = await provider.load();
+        const cold = await new FileProvider({ paths: [dir], logger: silent, cwd: dir }).load();
+        expect(view(got), `seed ${SEED + run}, step ${step}`).toEqual(view(cold));
+      }
+    }
+  });
+});
