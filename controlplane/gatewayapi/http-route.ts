@@ -484,28 +484,27 @@ export function translateRoutes(ctx: TranslationContext): void {
   }
 }
 
-function matchRank(r: HttpRoute): [number, number] {
-  const p = r.pathMatch;
-  if (p === undefined) return [3, 0];
-  if ('exact' in p) return [0, -p.exact.length];
-  if ('prefix' in p) return [1, -p.prefix.length];
-  return [2, -p.safeRegex.length];
-}
-
 /**
  * Orders a listener's routes by Gateway API match precedence: exact paths, then longer
- * prefixes, then regexes; then more header matches, then more query matches. The sort is
- * stable, so ties keep route age order.
+ * prefixes, then regexes; then more header matches, then more query matches. Ties keep route
+ * age order (the order given). Sorts in place and returns the array.
  */
 export function sortRoutes<T extends HttpRoute>(routes: T[]): T[] {
-  return routes.sort((a, b) => {
-    const [ta, la] = matchRank(a);
-    const [tb, lb] = matchRank(b);
-    return (
-      ta - tb ||
-      la - lb ||
-      b.headerMatches.length - a.headerMatches.length ||
-      b.queryParamMatches.length - a.queryParamMatches.length
-    );
+  // Keys computed once per route, not twice per comparison (this runs on every translation).
+  const keyed = routes.map((r, i) => {
+    const p = r.pathMatch;
+    let type = 3;
+    let length = 0;
+    if (p !== undefined) {
+      if ('exact' in p) [type, length] = [0, p.exact.length];
+      else if ('prefix' in p) [type, length] = [1, p.prefix.length];
+      else [type, length] = [2, p.safeRegex.length];
+    }
+    return { r, type, length, headers: r.headerMatches.length, queries: r.queryParamMatches.length, i };
   });
+  keyed.sort(
+    (a, b) => a.type - b.type || b.length - a.length || b.headers - a.headers || b.queries - a.queries || a.i - b.i,
+  );
+  for (let i = 0; i < keyed.length; i++) routes[i] = keyed[i]!.r;
+  return routes;
 }

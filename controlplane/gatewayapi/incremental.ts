@@ -171,10 +171,12 @@ export function translateRouteEdits(
 
   // Statuses: the changed routes' and policies' own, at their previous positions.
   const statusId = (s: ResourceStatus): string => routeId(s.kind, 'namespace' in s ? s.namespace : '', s.name);
+  const changedNames = new Set([...changed.values()].map((c) => c.route.metadata.name));
+  const changedPolicyNames = new Set([...changedPolicies].map((k) => k.slice(k.indexOf('/') + 1)));
   const isChanged = (s: ResourceStatus): boolean =>
     s.kind === 'EnvoyExtensionPolicy'
-      ? changedPolicies.has(`${s.namespace}/${s.name}`)
-      : (s.kind === 'HTTPRoute' || s.kind === 'GRPCRoute') && changed.has(statusId(s));
+      ? changedPolicyNames.has(s.name) && changedPolicies.has(`${s.namespace}/${s.name}`)
+      : (s.kind === 'HTTPRoute' || s.kind === 'GRPCRoute') && changedNames.has(s.name) && changed.has(statusId(s));
   const statuses = new Map<string, ResourceStatus>();
   for (const s of part.result.statuses) if (isChanged(s)) statuses.set(statusId(s), s);
   let replaced = 0;
@@ -210,8 +212,11 @@ export function translateRouteEdits(
       const placed = new Set<string>();
       let touched = false;
       for (const r of before) {
-        const id = routeId(r.metadata.kind, r.metadata.namespace, r.metadata.name);
-        if (!changed.has(id)) {
+        // Names first: no id string per unchanged route.
+        const id = changedNames.has(r.metadata.name)
+          ? routeId(r.metadata.kind, r.metadata.namespace, r.metadata.name)
+          : undefined;
+        if (id === undefined || !changed.has(id)) {
           out.push(r);
           continue;
         }
