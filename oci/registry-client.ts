@@ -8,6 +8,9 @@
  * - Uploads: `HEAD` first (skip what exists), cross-repository mount when a source is known
  *   (falling back to an upload on 202), one `PUT` for small blobs, `PATCH` chunks with
  *   `Content-Range` above `chunkThreshold`. The newest `Location` is always used verbatim.
+ *   `pushBlobFrom` uploads bytes still being read and hashed, with the `HEAD` in parallel.
+ * - Blob bodies (uploads above 1 MiB, every download) go through undici's `request`; a download
+ *   can also be written to a file as it arrives (`fetchBlob`'s `writeTo`).
  * - 408/429/5xx and network errors are retried with exponential backoff (`Retry-After` honoured).
  * - Hosts on loopback (`localhost`, 127.0.0.0/8, `::1`) fall back to plain HTTP when HTTPS does
  *   not answer, as go-containerregistry does; any other host needs `plainHttp`.
