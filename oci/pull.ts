@@ -22,7 +22,7 @@
  * `IfNotPresent`, except for the tag `latest`, which defaults to `Always`.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { rootLogger } from '../common/log.js';
 import type { CachedModule, ModuleCache } from './cache.js';
@@ -190,8 +190,8 @@ export interface PullModuleOptions extends PullOptions {
   /**
    * Also write the module to this file. A regular file (or a new one) is replaced atomically: a
    * temporary file next to it, written while the module downloads, renamed once every digest is
-   * verified, so the path never shows a partial or unverified module. Anything else (a device, a
-   * FIFO) is written to once the module is verified.
+   * verified (with the old file's mode), so the path never shows a partial or unverified module.
+   * Anything else (a symlink, a device, a FIFO) is written to once the module is verified.
    */
   readonly outputFile?: string;
 }
@@ -199,13 +199,16 @@ export interface PullModuleOptions extends PullOptions {
 /** Like `resolveWasmModule`, and also returns the module bytes (and writes `outputFile`). */
 export async function pullWasmModule(reference: string, opts: PullModuleOptions = {}): Promise<PulledModule> {
   const out = opts.outputFile;
-  const atomic = out !== undefined && ((await stat(out).catch(() => undefined))?.isFile() ?? true);
+  // A symlink is written through, like any other non-regular path; a regular file keeps its mode.
+  const existing = out === undefined ? undefined : await lstat(out).catch(() => undefined);
+  const atomic = out !== undefined && (existing?.isFile() ?? true);
   const temp = atomic ? join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.tmp`) : undefined;
   try {
     const r = await pull(reference, opts, true, temp);
     const bytes = r.bytes ?? (await readFile(r.resolved.path ?? ''));
     if (temp !== undefined && out !== undefined) {
       if (r.written !== true) await writeFile(temp, bytes);
+      if (existing !== undefined) await chmod(temp, existing.mode & 0o7777);
       await rename(temp, out);
     } else if (out !== undefined) {
       await writeFile(out, bytes);

@@ -4,7 +4,7 @@
  * another host, TLS trust, token caching and expiry, OAuth2 identity tokens, tag listing.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -331,11 +331,20 @@ describe('uploads (plain registry behind a recording proxy)', () => {
       const wasm = makeWasmModule(6 * 1024 * 1024, `out-${format}`);
       await pushWasmModule(`${proxy.host}/up/out-${format}:v1`, wasm, { client, format });
       const out = join(dir, 'filter.wasm');
-      await writeFile(out, 'old');
+      await writeFile(out, 'old', { mode: 0o640 });
+      await chmod(out, 0o640);
       const pulled = await pullWasmModule(`${proxy.host}/up/out-${format}:v1`, { client, outputFile: out });
       expect(pulled.bytes.equals(wasm)).toBe(true);
       expect((await readFile(out)).equals(wasm)).toBe(true);
       expect(await readdir(dir)).toEqual(['filter.wasm']);
+      // Replaced with the old file's mode.
+      expect((await stat(out)).mode & 0o777).toBe(0o640);
+      // A symlink is written through, not replaced.
+      await symlink(out, join(dir, 'link.wasm'));
+      await writeFile(out, 'old again');
+      await pullWasmModule(`${proxy.host}/up/out-${format}:v1`, { client, outputFile: join(dir, 'link.wasm') });
+      expect((await lstat(join(dir, 'link.wasm'))).isSymbolicLink()).toBe(true);
+      expect((await readFile(out)).equals(wasm)).toBe(true);
       // Not a regular file: written in place once verified, no temporary file in /dev.
       await pullWasmModule(`${proxy.host}/up/out-${format}:v1`, { client, outputFile: '/dev/null' });
     } finally {
