@@ -185,7 +185,8 @@ function walk(schema: Schema, input: unknown, path: string, report: Report): unk
       }
       const out = input.map((item: unknown, i) => walk(schema.items, item, `${path}[${i}]`, report));
       runRules(schema, out, here, report);
-      return out;
+      // Nothing pruned or defaulted below: the input itself (a provider keeps both, shared).
+      return out.every((v, i) => v === input[i]) ? input : out;
     }
     case 'object': {
       if (!isRecord(input)) {
@@ -194,6 +195,8 @@ function walk(schema: Schema, input: unknown, path: string, report: Report): unk
       }
       if (schema.preserveUnknown === true && schema.properties === undefined) return input;
       const out: Record<string, unknown> = {};
+      /** Whether `out` differs from `input` (a key pruned, renamed or defaulted, a child copied). */
+      let changed = false;
       const props = schema.properties;
       if (props !== undefined) {
         const lower = lowerIndex(props);
@@ -201,19 +204,31 @@ function walk(schema: Schema, input: unknown, path: string, report: Report): unk
           const name = key in props ? key : lower.get(key.toLowerCase());
           if (name === undefined) {
             if (schema.preserveUnknown === true) out[key] = v;
+            else changed = true;
             continue; // pruned, as the API server does for structural schemas
           }
           // A YAML `key:` with no value is null; Kubernetes treats it as absent.
-          if (v === null) continue;
+          if (v === null) {
+            changed = true;
+            continue;
+          }
           const sub = props[name];
-          if (sub !== undefined) out[name] = walk(sub, v, path === '' ? name : `${path}.${name}`, report);
+          if (sub === undefined) continue;
+          const w = walk(sub, v, path === '' ? name : `${path}.${name}`, report);
+          out[name] = w;
+          if (name !== key || w !== v) changed = true;
         }
         for (const [name, sub] of Object.entries(props)) {
-          if (!(name in out) && 'default' in sub && sub.default !== undefined) out[name] = sub.default;
+          if (!(name in out) && 'default' in sub && sub.default !== undefined) {
+            out[name] = sub.default;
+            changed = true;
+          }
         }
       } else if (schema.additional !== undefined) {
         for (const [key, v] of Object.entries(input)) {
-          out[key] = walk(schema.additional, v, `${path}[${key}]`, report);
+          const w = walk(schema.additional, v, `${path}[${key}]`, report);
+          out[key] = w;
+          if (w !== v) changed = true;
         }
       } else {
         Object.assign(out, input);
@@ -222,7 +237,9 @@ function walk(schema: Schema, input: unknown, path: string, report: Report): unk
         if (!(name in out)) report(path === '' ? name : `${path}.${name}`, 'Required value');
       }
       runRules(schema, out, here, report);
-      return out;
+      // Nothing pruned or defaulted below: the input itself, so a provider that keeps the objects
+      // it read and the validated resources holds one copy, not two.
+      return changed ? out : input;
     }
   }
 }

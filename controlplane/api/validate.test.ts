@@ -226,6 +226,40 @@ describe('parseResource', () => {
       });
   });
 
+  it('shares every part of the input that validation left as it was', () => {
+    const input = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'r', namespace: 'default', labels: { app: 'x' } },
+      spec: {
+        parentRefs: [{ name: 'gw' }],
+        hostnames: ['a.example.com'],
+        rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 's', port: 80 }] }],
+      },
+    };
+    const r = parseResource(input, 'x');
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const out = r.resource as unknown as typeof input;
+    expect(out.metadata).toBe(input.metadata);
+    expect(out.spec.parentRefs).toBe(input.spec.parentRefs);
+    expect(out.spec.hostnames).toBe(input.spec.hostnames);
+    expect(out.spec.rules[0]?.matches).toBe(input.spec.rules[0]?.matches);
+    // backendRef defaults (group, kind, weight): that path is copied, the input left as it was.
+    expect(out.spec.rules[0]?.backendRefs).not.toBe(input.spec.rules[0]?.backendRefs);
+    expect(input.spec.rules[0]?.backendRefs).toEqual([{ name: 's', port: 80 }]);
+    // Defaults (ext_proc backendRef group/kind/weight, failOpen) copy only the path to what they touch.
+    const policy = eep({ targetRefs: [gwTarget], extProc: [{ backendRefs: [{ name: 'proc', port: 9000 }] }] });
+    const p = parseResource(policy, 'y');
+    expect(p.ok).toBe(true);
+    if (!p.ok) return;
+    const spec = (p.resource as unknown as { spec: Record<string, unknown> }).spec;
+    const given = (policy as { spec: Record<string, unknown> }).spec;
+    expect(spec['targetRefs']).toBe(given['targetRefs']);
+    expect(spec['extProc']).not.toBe(given['extProc']);
+    expect(given['extProc']).toEqual([{ backendRefs: [{ name: 'proc', port: 9000 }] }]); // the input is never changed
+  });
+
   it('names the resource and source in every problem', () => {
     const r = parseResource(eep({}), 'policies.yaml:7');
     expect(r.ok ? '' : r.problems[0]?.resource).toBe('EnvoyExtensionPolicy default/p (policies.yaml:7)');

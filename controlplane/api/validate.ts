@@ -140,14 +140,34 @@ export function parseResource(
   problems.push(...schemaProblems);
   if (problems.length > 0) return { ok: false, kind, name, namespace: rawNs, unsupported: false, problems };
   const obj = value as Record<string, unknown>;
-  const metadata = { ...(obj['metadata'] as Record<string, unknown>) };
-  if (CLUSTER_SCOPED.has(kind)) delete metadata['namespace'];
-  else if (rawNs === '') metadata['namespace'] = defaultNamespace;
+  // Objects are copied only where something changes (copy(), not `{...o}`: in V8 11 a spread
+  // copy gets a hidden class of its own), so a valid input shares its parts with the resource.
+  const rawMeta = obj['metadata'] as Record<string, unknown>;
+  const metaFix: Record<string, unknown> = {};
+  if (CLUSTER_SCOPED.has(kind)) {
+    if ('namespace' in rawMeta) metaFix['namespace'] = undefined;
+  } else if (rawNs === '') metaFix['namespace'] = defaultNamespace;
   // YAML may give a timestamp as a number or Date; policies are ordered by its string form.
-  const ts = metadata['creationTimestamp'];
-  if (typeof ts === 'number' || typeof ts === 'boolean') metadata['creationTimestamp'] = String(ts);
-  else if (ts instanceof Date) metadata['creationTimestamp'] = ts.toISOString();
+  const ts = rawMeta['creationTimestamp'];
+  if (typeof ts === 'number' || typeof ts === 'boolean') metaFix['creationTimestamp'] = String(ts);
+  else if (ts instanceof Date) metaFix['creationTimestamp'] = ts.toISOString();
+  const metadata = Object.keys(metaFix).length === 0 ? rawMeta : copy(rawMeta, metaFix);
+  const fix: Record<string, unknown> = {};
+  if (obj['kind'] !== kind) fix['kind'] = kind;
+  if (metadata !== rawMeta) fix['metadata'] = metadata;
   // Kinds whose spec is optional (EnvoyProxy, Namespace) get an empty one, so readers need no checks.
-  const spec = obj['spec'] === undefined && (kind === 'EnvoyProxy' || kind === 'Namespace') ? { spec: {} } : {};
-  return { ok: true, kind, resource: { ...obj, ...spec, kind, metadata } as unknown as ResourceByKind[ResourceKind] };
+  if (obj['spec'] === undefined && (kind === 'EnvoyProxy' || kind === 'Namespace')) fix['spec'] = {};
+  const typed = Object.keys(fix).length === 0 ? obj : copy(obj, fix);
+  return { ok: true, kind, resource: typed as unknown as ResourceByKind[ResourceKind] };
+}
+
+/** `o` with `changes` applied (an undefined value removes the key); keys keep their order. */
+function copy(o: Record<string, unknown>, changes: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (!(k in changes)) out[k] = v;
+    else if (changes[k] !== undefined) out[k] = changes[k];
+  }
+  for (const [k, v] of Object.entries(changes)) if (!(k in o) && v !== undefined) out[k] = v;
+  return out;
 }
