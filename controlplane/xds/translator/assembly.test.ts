@@ -9,7 +9,7 @@ type Key = { readonly parts: readonly Item[] };
 
 const key = (...parts: Item[]): Key => ({ parts });
 const fresh = (keys: readonly Key[]): Item[] => {
-  const u = new Union<Key, Item>((k) => k.parts.map((p) => [p.name, p] as const));
+  const u = new Union<Key, Item>((k) => k.parts);
   return new SortedByName<Item>().update(u, u.update(keys));
 };
 
@@ -21,7 +21,7 @@ describe('Union + SortedByName', () => {
     const a2 = key({ name: 'b', v: 2 }, { name: 'a', v: 2 }); // a replaced: same names, new values
     const shared2 = key(a2.parts[1]!);
     const steps: Key[][] = [[a, b], [a, b, shared], [a2, b, shared2], [a2, b], [b], [], [a, b], [b, shared], [a, b]];
-    const u = new Union<Key, Item>((k) => k.parts.map((p) => [p.name, p] as const));
+    const u = new Union<Key, Item>((k) => k.parts);
     const sorted = new SortedByName<Item>();
     for (const keys of steps) {
       const list = sorted.update(u, u.update(keys));
@@ -30,7 +30,7 @@ describe('Union + SortedByName', () => {
   });
 
   it('reports replaced names without a reorder, and names that came or went', () => {
-    const u = new Union<Key, Item>((k) => k.parts.map((p) => [p.name, p] as const));
+    const u = new Union<Key, Item>((k) => k.parts);
     const one = key({ name: 'x', v: 1 });
     expect(u.update([one])).toEqual({ namesChanged: true, replaced: [] });
     expect(u.update([one])).toEqual({ namesChanged: false, replaced: [] });
@@ -40,7 +40,7 @@ describe('Union + SortedByName', () => {
   });
 
   it('never keeps the value of a contributor that left', () => {
-    const u = new Union<Key, Item>((k) => k.parts.map((p) => [p.name, p] as const));
+    const u = new Union<Key, Item>((k) => k.parts);
     const first = key({ name: 'a', v: 1 });
     const second = key({ name: 'a', v: 2 });
     u.update([first, second]);
@@ -50,7 +50,7 @@ describe('Union + SortedByName', () => {
   });
 
   it('swaps a replaced value in place', () => {
-    const u = new Union<Key, Item>((k) => k.parts.map((p) => [p.name, p] as const));
+    const u = new Union<Key, Item>((k) => k.parts);
     const sorted = new SortedByName<Item>();
     sorted.update(u, u.update([key({ name: 'a', v: 1 }, { name: 'b', v: 1 })]));
     const list = sorted.update(u, u.update([key({ name: 'a', v: 1 }, { name: 'b', v: 7 })]));

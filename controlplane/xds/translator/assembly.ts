@@ -28,11 +28,11 @@ export interface UnionChange {
  * A union of named values contributed by keys (routes). `update` takes the current contributors
  * and applies only the difference from the previous call.
  */
-export class Union<K extends object, T> {
+export class Union<K extends object, T extends { readonly name: string }> {
   readonly entries = new Map<string, Entry<K, T>>();
   private contributors = new Set<K>();
 
-  constructor(private readonly partsOf: (key: K) => readonly (readonly [string, T])[]) {}
+  constructor(private readonly partsOf: (key: K) => readonly T[]) {}
 
   update(keys: Iterable<K>): UnionChange {
     const now = new Set(keys);
@@ -42,7 +42,7 @@ export class Union<K extends object, T> {
     const orphaned = new Set<string>();
     for (const k of this.contributors) {
       if (now.has(k)) continue;
-      for (const [name] of this.partsOf(k)) {
+      for (const { name } of this.partsOf(k)) {
         const e = this.entries.get(name);
         if (e === undefined) continue;
         if (--e.count <= 0) {
@@ -56,7 +56,8 @@ export class Union<K extends object, T> {
     let added = false;
     for (const k of now) {
       if (this.contributors.has(k)) continue;
-      for (const [name, value] of this.partsOf(k)) {
+      for (const value of this.partsOf(k)) {
+        const name = value.name;
         const e = this.entries.get(name);
         if (e !== undefined) {
           e.count++;
@@ -72,7 +73,8 @@ export class Union<K extends object, T> {
     // several contributors share, when the one whose value was kept left).
     if (orphaned.size > 0) {
       for (const k of now) {
-        for (const [name, value] of this.partsOf(k)) {
+        for (const value of this.partsOf(k)) {
+          const name = value.name;
           const e = orphaned.has(name) ? this.entries.get(name) : undefined;
           if (e === undefined) continue;
           orphaned.delete(name);
@@ -94,27 +96,41 @@ export class Union<K extends object, T> {
  */
 export class SortedByName<T extends { readonly name: string }> {
   private list: T[] = [];
-  private index = new Map<string, number>();
 
   update<K extends object>(union: Union<K, T>, change: UnionChange): T[] {
     const replace = (): boolean => {
       if (change.replaced.length === 0) return true;
       const list = [...this.list];
       for (const name of change.replaced) {
-        const i = this.index.get(name);
+        const i = indexOf(list, name);
         const e = union.entries.get(name);
-        if (i === undefined || e === undefined) return false;
+        if (i < 0 || e === undefined) return false;
         list[i] = e.value;
       }
       this.list = list;
       return true;
     };
     if (change.namesChanged || this.list.length !== union.entries.size || !replace()) {
-      this.list = [...union.entries.values()]
-        .map((e) => e.value)
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      this.index = new Map(this.list.map((v, i) => [v.name, i]));
+      this.list = [...union.entries.values()].map((e) => e.value).sort((a, b) => compare(a.name, b.name));
     }
     return this.list;
   }
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Binary search in a list sorted by name. */
+function indexOf(list: readonly { readonly name: string }[], name: string): number {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const c = compare(list[mid]!.name, name);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }

@@ -165,12 +165,12 @@ type FilterEntry = { readonly name: string; readonly build: () => HcmFilter };
 /** What one IR route contributes to the xDS resources. */
 interface RouteParts {
   readonly route: Record<string, unknown>;
-  /** HCM filters it enables, by name. */
-  readonly filters: readonly (readonly [string, FilterEntry])[];
-  /** Clusters it needs (destination, mirrors, extension backends), as Cluster resources by name. */
-  readonly clusters: readonly (readonly [string, XdsResource])[];
+  /** HCM filters it enables. */
+  readonly filters: readonly FilterEntry[];
+  /** Clusters it needs (destination, mirrors, extension backends), as Cluster resources. */
+  readonly clusters: readonly XdsResource[];
   /** The same clusters' ClusterLoadAssignments (EDS clusters only). */
-  readonly endpoints: readonly (readonly [string, XdsResource])[];
+  readonly endpoints: readonly XdsResource[];
 }
 
 /**
@@ -193,12 +193,12 @@ function clusterResources(c: ClusterResource): { cluster: XdsResource; endpoint?
 }
 
 function clusterParts(list: readonly ClusterResource[]): Pick<RouteParts, 'clusters' | 'endpoints'> {
-  const clusters: (readonly [string, XdsResource])[] = [];
-  const endpoints: (readonly [string, XdsResource])[] = [];
+  const clusters: XdsResource[] = [];
+  const endpoints: XdsResource[] = [];
   for (const c of list) {
     const r = clusterResources(c);
-    clusters.push([r.cluster.name, r.cluster]);
-    if (r.endpoint !== undefined) endpoints.push([r.endpoint.name, r.endpoint]);
+    clusters.push(r.cluster);
+    if (r.endpoint !== undefined) endpoints.push(r.endpoint);
   }
   return { clusters, endpoints };
 }
@@ -215,7 +215,7 @@ function routeParts(r: HttpRoute, plugins: readonly HttpFilterPlugin[]): RoutePa
         r,
         enables.map((f) => f.name),
       ),
-      filters: enables.map((f) => [f.name, f] as const),
+      filters: enables,
       ...clusterParts(needed),
     };
   });
