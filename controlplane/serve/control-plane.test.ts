@@ -289,6 +289,9 @@ describe('envext serve end to end', () => {
     await c.until(() => c.acked.get(ROUTE_TYPE) !== before, 10_000, 'a new route version');
     expect(Number(c.acked.get(ROUTE_TYPE))).toBeGreaterThan(Number(before));
     expect(JSON.stringify([...c.state.get(ROUTE_TYPE)!.values()])).toContain('/v2');
+    // A route edit: the file provider kept every other object, so only the route was translated.
+    const metrics = await (await fetch(`${adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/envext_translation_paths_total\{path="incremental"\} [1-9]/);
   });
 
   it('keeps serving the last good content of a file with a YAML error, then takes the fixed file', async () => {

@@ -73,6 +73,7 @@ export class ControlPlane {
   readonly ads: AdsServer;
   private readonly log: Logger;
   private readonly translations: Counter<'result'>;
+  private readonly translationPaths: Counter<'path'>;
   private readonly duration: Histogram;
   private admin: Server | undefined;
   private pending: ResourceSnapshot | undefined;
@@ -99,6 +100,12 @@ export class ControlPlane {
       name: 'envext_translations_total',
       help: 'translations of a resource snapshot, by result (ok or error)',
       labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.translationPaths = new Counter({
+      name: 'envext_translation_paths_total',
+      help: 'Gateway API translations by path: incremental (route or policy edits only) or full',
+      labelNames: ['path'],
       registers: [this.registry],
     });
     this.duration = new Histogram({
@@ -173,6 +180,7 @@ export class ControlPlane {
     try {
       const requests = wasmModuleRequests(snapshot);
       const wasmModules = await resolveWasmModules(requests, this.options.wasmCache);
+      const before = { ...this.translationCache.stats };
       const result = translateGatewayApi(snapshot, {
         wasmModules,
         cache: this.translationCache,
@@ -209,6 +217,9 @@ export class ControlPlane {
       this.last = result;
       this.ready = true;
       this.translations.inc({ result: 'ok' });
+      const stats = this.translationCache.stats;
+      if (stats.incremental > before.incremental) this.translationPaths.inc({ path: 'incremental' });
+      if (stats.full > before.full) this.translationPaths.inc({ path: 'full' });
       await this.options.statusSink?.(result.statuses, result);
     } catch (e: unknown) {
       this.translations.inc({ result: 'error' });
