@@ -44,19 +44,33 @@ function address(e: Endpoint): Record<string, unknown> {
   return 'path' in e ? { pipe: { path: e.path } } : { socket_address: { address: e.host, port_value: e.port } };
 }
 
+/**
+ * `lb_endpoints` per endpoint list: a backend's endpoints are one IR list shared by every route
+ * that uses it, so thousands of routes to one Service share one list here too.
+ */
+const lbEndpointsMemo = new WeakMap<readonly Endpoint[], readonly Record<string, unknown>[]>();
+
 /** The ClusterLoadAssignment of a destination: one locality per backendRef. */
 export function loadAssignment(clusterName: string, settings: readonly DestinationSetting[]): Record<string, unknown> {
   return {
     cluster_name: clusterName,
-    endpoints: settings.map((s) => ({
-      locality: { region: s.name },
-      lb_endpoints: s.endpoints.map((e) => ({
-        endpoint: { address: address(e) },
-        load_balancing_weight: WEIGHT_ONE,
-      })),
-      load_balancing_weight: { value: s.weight },
-      ...(s.priority === 0 ? {} : { priority: s.priority }),
-    })),
+    endpoints: settings.map((s) => {
+      let lbEndpoints = lbEndpointsMemo.get(s.endpoints);
+      if (lbEndpoints === undefined) {
+        lbEndpoints = s.endpoints.map((e) => ({
+          endpoint: { address: address(e) },
+          load_balancing_weight: WEIGHT_ONE,
+        }));
+        lbEndpointsMemo.set(s.endpoints, lbEndpoints);
+      }
+      const locality: Record<string, unknown> = {
+        locality: { region: s.name },
+        lb_endpoints: lbEndpoints,
+        load_balancing_weight: s.weight === 1 ? WEIGHT_ONE : { value: s.weight },
+      };
+      if (s.priority !== 0) locality['priority'] = s.priority;
+      return locality;
+    }),
   };
 }
 
