@@ -14,23 +14,12 @@ import { encodeXds, translateXds } from '../xds/translator/translate.js';
 import { wasmModuleRequests } from './envoy-extension-policy.js';
 import { translateGatewayApi } from './translate.js';
 import { DeterministicWasmResolver } from './wasm-modules.js';
+import { seededRandom } from '../../test/seeded-random.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Fixed so CI is reproducible; ENVEXT_FUZZ_SEED / ENVEXT_FUZZ_ITERATIONS explore further locally.
 const SEED = Number(process.env['ENVEXT_FUZZ_SEED'] ?? 0x5eed_2026);
 const ITERATIONS = Number(process.env['ENVEXT_FUZZ_ITERATIONS'] ?? 400);
-
-/** mulberry32: small, fast, good enough to drive a fuzzer deterministically. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
@@ -161,7 +150,7 @@ describe('fuzz: random and mutated resource sets', () => {
   };
 
   it(`mutated corpus sets (${ITERATIONS} iterations, seed ${SEED})`, () => {
-    const r = rng(SEED);
+    const r = seededRandom(SEED);
     let statuses = 0;
     for (let i = 0; i < ITERATIONS; i++) {
       const set = pick(r, base);
@@ -183,7 +172,7 @@ describe('fuzz: random and mutated resource sets', () => {
   });
 
   it(`random sets (${ITERATIONS} iterations, seed ${SEED + 1})`, () => {
-    const r = rng(SEED + 1);
+    const r = seededRandom(SEED + 1);
     let problems = 0;
     for (let i = 0; i < ITERATIONS; i++) {
       const objects = [gatewayClass, ...Array.from({ length: 1 + Math.floor(r() * 8) }, () => randomResource(r))];

@@ -18,24 +18,13 @@ import { translateXds, XdsTranslationMemo } from '../xds/translator/translate.js
 import { caseSnapshot } from './conformance.js';
 import { TranslationCache, translateGatewayApi } from './translate.js';
 import { DeterministicWasmResolver } from './wasm-modules.js';
+import { seededRandom } from '../../test/seeded-random.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const inputs = [
   ...globSync('*.in.yaml', { cwd: join(here, 'testdata'), absolute: true }),
   ...globSync('*.in.yaml', { cwd: join(here, '..', 'testdata', 'envoy-gateway', 'gatewayapi'), absolute: true }),
 ].sort();
-
-/** Mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Json = Record<string, unknown>;
 /** A route copy being edited. */
@@ -102,7 +91,7 @@ const attachmentEdits: Edit[] = [
 ];
 
 function walk(start: ResourceSnapshot, seed: number, steps: number): { incremental: number; full: number } {
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed);
   const wasmModules = new DeterministicWasmResolver();
   const cache = new TranslationCache();
   const xdsMemo = new XdsTranslationMemo();

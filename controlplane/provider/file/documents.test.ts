@@ -6,6 +6,7 @@
  * every read with a full parse. Seeded and bounded: a failure names the seed and step.
  */
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../test/seeded-random.js';
 import {
   YamlDocuments,
   parseYaml,
@@ -20,17 +21,6 @@ const SEED = Number(process.env['ENVEXT_YAML_SEED'] ?? 0x7a31_2026);
 const RUNS = Number(process.env['ENVEXT_YAML_RUNS'] ?? 150);
 const STEPS = 12;
 
-/** mulberry32: small, fast, good enough to drive a property test deterministically. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 type Rand = () => number;
 const int = (r: Rand, n: number): number => Math.floor(r() * n);
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[int(r, xs.length)] as T;
@@ -265,7 +255,7 @@ function edit(r: Rand, docs: Doc[], next: () => number): string {
 describe('YamlDocuments property: random edits read like a full parse', () => {
   it(`${RUNS} runs of ${STEPS} edits (seed ${SEED})`, () => {
     for (let run = 0; run < RUNS; run++) {
-      const r = rng(SEED + run);
+      const r = seededRandom(SEED + run);
       let id = 0;
       const next = (): number => id++;
       const crlf = r() < 0.2;

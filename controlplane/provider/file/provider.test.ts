@@ -9,6 +9,7 @@ import { TranslationCache, translateGatewayApi } from '../../gatewayapi/translat
 import { ResolvedWasmModules } from '../../gatewayapi/wasm-modules.js';
 import { FileProvider, type SnapshotUpdate } from './provider.js';
 import { parseYaml, relaxQuotedIndentation, snapshotFromObjects } from './load.js';
+import { seededRandom } from '../../../test/seeded-random.js';
 
 const silent = createLogger({ level: 'silent' });
 const dirs: string[] = [];
@@ -389,17 +390,6 @@ spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
 describe('FileProvider property: a provider that read every edit equals one that reads the result cold', () => {
   const SEED = Number(process.env['ENVEXT_FILE_SEED'] ?? 0xf11e_2026);
   const RUNS = Number(process.env['ENVEXT_FILE_RUNS'] ?? 25);
-  /** mulberry32, as documents.test.ts. */
-  const rng = (seed: number): (() => number) => {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  };
   // Valid and invalid resources with few names, so that edits collide (duplicates, moves, equal content).
   const resource = (r: () => number): string => {
     const name = `n${Math.floor(r() * 4)}`;
@@ -423,7 +413,7 @@ describe('FileProvider property: a provider that read every edit equals one that
 
   it(`${RUNS} runs of 8 edits over two files (seed ${SEED})`, async () => {
     for (let run = 0; run < RUNS; run++) {
-      const r = rng(SEED + run);
+      const r = seededRandom(SEED + run);
       const dir = tempDir();
       const files: string[][] = [[resource(r)], [resource(r), resource(r)]];
       const write = (): void =>
