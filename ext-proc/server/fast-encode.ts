@@ -68,6 +68,18 @@ function reserve(): number {
 // ------------------------------------------------------------------------------- size pass
 // Each returns the encoded size of the message's content (without its own tag and length), or NO.
 
+/**
+ * A nested message field: reserves its length slot (in the order the write pass meets it),
+ * measures the content with `measure` and returns the field's delimited size, or NO.
+ */
+function nested(measure: (v: unknown) => number, v: unknown): number {
+  const slot = reserve();
+  const n = measure(v);
+  if (n === NO) return NO;
+  sizes[slot] = n;
+  return delimited(n);
+}
+
 /** `config.core.v3.HeaderValue` with `key` and `raw_value`. */
 function headerValueSize(h: unknown): number {
   if (typeof h !== 'object' || h === null) return NO;
@@ -102,18 +114,14 @@ function headerOptionSize(opt: unknown): number {
   // Nested messages are measured in field order, the order the write pass meets them.
   let size = 0;
   if (!absent(header)) {
-    const slot = reserve();
-    const n = headerValueSize(header);
+    const n = nested(headerValueSize, header);
     if (n === NO) return NO;
-    sizes[slot] = n;
-    size += delimited(n);
+    size += n;
   }
   if (!absent(append)) {
-    const slot = reserve();
-    const n = boolValueSize(append);
+    const n = nested(boolValueSize, append);
     if (n === NO) return NO;
-    sizes[slot] = n;
-    size += delimited(n);
+    size += n;
   }
   return size;
 }
@@ -142,11 +150,9 @@ function headerMutationSize(hm: unknown): number {
     if (!Array.isArray(v)) return NO;
     if (k === 'set_headers') {
       for (const opt of v) {
-        const slot = reserve();
-        const n = headerOptionSize(opt);
+        const n = nested(headerOptionSize, opt);
         if (n === NO) return NO;
-        sizes[slot] = n;
-        size += delimited(n);
+        size += n;
       }
     } else if (k === 'remove_headers') {
       for (const name of v) {
@@ -193,11 +199,9 @@ function bodyMutationSize(bm: unknown): number {
       if (typeof v !== 'boolean') return NO;
       size += 2;
     } else if (k === 'streamed_response') {
-      const slot = reserve();
-      const n = streamedSize(v);
+      const n = nested(streamedSize, v);
       if (n === NO) return NO;
-      sizes[slot] = n;
-      size += delimited(n);
+      size += n;
     } else return NO;
   }
   return size;
@@ -235,18 +239,14 @@ function commonSize(c: unknown): number {
   }
   // Nested messages are measured in field order, the order the write pass meets them.
   if (hm !== undefined) {
-    const slot = reserve();
-    const n = headerMutationSize(hm);
+    const n = nested(headerMutationSize, hm);
     if (n === NO) return NO;
-    sizes[slot] = n;
-    size += delimited(n);
+    size += n;
   }
   if (bm !== undefined) {
-    const slot = reserve();
-    const n = bodyMutationSize(bm);
+    const n = nested(bodyMutationSize, bm);
     if (n === NO) return NO;
-    sizes[slot] = n;
-    size += delimited(n);
+    size += n;
   }
   return size;
 }
@@ -260,11 +260,9 @@ function phaseSize(trailers: boolean, p: unknown): number {
     const v = o[k];
     if (absent(v)) continue;
     if (trailers ? k !== 'header_mutation' : k !== 'response') return NO;
-    const slot = reserve();
-    const n = trailers ? headerMutationSize(v) : commonSize(v);
+    const n = nested(trailers ? headerMutationSize : commonSize, v);
     if (n === NO) return NO;
-    sizes[slot] = n;
-    size += delimited(n);
+    size += n;
   }
   return size;
 }
