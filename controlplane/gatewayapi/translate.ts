@@ -43,10 +43,17 @@ function freezeRoute(r: MutableRoute): HttpRoute {
  * (incremental.ts) and everything else reuses per-route and per-policy results; the result is
  * the same as without a cache.
  */
-export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateDeps): TranslateResult {
+export function translateGatewayApi(snapshot: ResourceSnapshot, given: TranslateDeps): TranslateResult {
+  const deps: TranslationContext['deps'] = {
+    wasmModules: given.wasmModules,
+    controllerName: given.controllerName ?? EG_CONTROLLER_NAME,
+    controllerNamespace: given.controllerNamespace ?? 'envoy-gateway-system',
+    backendEnabled: given.backendEnabled ?? true,
+    ...(given.cache === undefined ? {} : { cache: given.cache }),
+  };
   const cache = deps.cache;
   if (cache === undefined) return translateFull(snapshot, deps).result;
-  const options = `${deps.controllerName ?? EG_CONTROLLER_NAME}|${deps.controllerNamespace ?? 'envoy-gateway-system'}|${String(deps.backendEnabled ?? true)}`;
+  const options = `${deps.controllerName}|${deps.controllerNamespace}|${String(deps.backendEnabled)}`;
   const kept = cache.prepare(snapshot, deps.wasmModules, options);
   const previous = cache.last;
   const full = (s: ResourceSnapshot): FullTranslation => translateFull(s, deps);
@@ -59,16 +66,10 @@ export function translateGatewayApi(snapshot: ResourceSnapshot, deps: TranslateD
   return t.result;
 }
 
-function translateFull(snapshot: ResourceSnapshot, deps: TranslateDeps): FullTranslation {
+function translateFull(snapshot: ResourceSnapshot, deps: TranslationContext['deps']): FullTranslation {
   const ctx: TranslationContext = {
     snapshot,
-    deps: {
-      wasmModules: deps.wasmModules,
-      controllerName: deps.controllerName ?? EG_CONTROLLER_NAME,
-      controllerNamespace: deps.controllerNamespace ?? 'envoy-gateway-system',
-      backendEnabled: deps.backendEnabled ?? true,
-      ...(deps.cache === undefined ? {} : { cache: deps.cache }),
-    },
+    deps,
     gateways: new Map(),
     routes: [],
     classConditions: new Map(),
