@@ -138,18 +138,17 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 /** One size, in this process (compiled, plain node): returns the figures. */
 function measureSize(n: number): Record<string, unknown> {
-  let input: unknown[] | undefined = objects(n);
+  const input = objects(n);
   const build = (): ResourceSnapshot => {
     const b = new SnapshotBuilder();
-    (input ?? []).forEach((o, i) => b.add(o, `bench#${i}`));
+    input.forEach((o, i) => b.add(o, `bench#${i}`));
     return b.build();
   };
   const baselineMs = best(3, build);
   const snapshot = build();
-  input = undefined; // a provider's raw objects are the provider's memory (see serve.bench.ts)
   gc?.();
   const cold = time(() => translateAll(snapshot));
-  let resources: XdsResources | undefined = cold.value[0];
+  const resources = cold.value[0];
   const warmMs = best(3, () => translateAll(snapshot));
   // One route changes: the provider applies it to a copy of the snapshot; both stages run again,
   // with the memo a provider keeps (TranslationCache + XdsTranslationMemo).
@@ -171,9 +170,7 @@ function measureSize(n: number): Record<string, unknown> {
     resources === undefined
       ? {}
       : Object.fromEntries(Object.entries(resources).map(([t, l]) => [t.slice(t.lastIndexOf('.') + 1), l.length]));
-  const full = resources;
-  const encodeMs = full === undefined ? 0 : best(2, () => encodeXds(full));
-  resources = undefined;
+  const encodeMs = resources === undefined ? 0 : best(2, () => encodeXds(resources));
   return {
     routes: n,
     baselineSnapshotBuildMs: baselineMs,
