@@ -5,7 +5,8 @@
  */
 import { Buffer } from 'node:buffer';
 import { isIP } from 'node:net';
-import type { Backend, BackendRef, Service } from '../api/types.js';
+import type { Backend, BackendRef, EndpointSlice, Service } from '../api/types.js';
+import { NONE, packed } from '../ir/lists.js';
 import type { DestinationSetting, Endpoint, ResourceMetadata } from '../ir/types.js';
 import { getResource, listResources, type ResourceSnapshot } from '../provider/snapshot.js';
 
@@ -61,14 +62,51 @@ export function rejectedReason(
     : r.problems.map((p) => (p.field === '' ? p.message : `${p.field}: ${p.message}`)).join('; ');
 }
 
-/** Endpoints of a Service port, from its EndpointSlices (ready endpoints only). */
-function serviceEndpoints(snapshot: ResourceSnapshot, service: Service, port: number): Endpoint[] {
+/** A snapshot's EndpointSlices by `namespace/service-name` (built once per snapshot: snapshots never change). */
+const slicesMemo = new WeakMap<ResourceSnapshot, Map<string, EndpointSlice[]>>();
+
+function slicesOf(
+  snapshot: ResourceSnapshot,
+  namespace: string | undefined,
+  service: string,
+): readonly EndpointSlice[] {
+  let index = slicesMemo.get(snapshot);
+  if (index === undefined) {
+    index = new Map();
+    for (const slice of listResources(snapshot, 'EndpointSlice')) {
+      const name = slice.metadata.labels?.['kubernetes.io/service-name'];
+      if (name === undefined) continue;
+      const key = `${slice.metadata.namespace ?? ''}/${name}`;
+      const list = index.get(key);
+      if (list === undefined) index.set(key, [slice]);
+      else list.push(slice);
+    }
+    slicesMemo.set(snapshot, index);
+  }
+  return index.get(`${namespace ?? ''}/${service}`) ?? NONE;
+}
+
+/**
+ * Endpoints of a Service port, from its EndpointSlices (ready endpoints only). One list per
+ * snapshot, Service and port, shared by every route that sends to it.
+ */
+const serviceEndpointsMemo = new WeakMap<ResourceSnapshot, WeakMap<Service, Map<number, readonly Endpoint[]>>>();
+
+function serviceEndpoints(snapshot: ResourceSnapshot, service: Service, port: number): readonly Endpoint[] {
+  let bySnapshot = serviceEndpointsMemo.get(snapshot);
+  if (bySnapshot === undefined)
+    serviceEndpointsMemo.set(snapshot, (bySnapshot = new WeakMap<Service, Map<number, readonly Endpoint[]>>()));
+  let byPort = bySnapshot.get(service);
+  if (byPort === undefined) bySnapshot.set(service, (byPort = new Map<number, readonly Endpoint[]>()));
+  let endpoints = byPort.get(port);
+  if (endpoints === undefined) byPort.set(port, (endpoints = readServiceEndpoints(snapshot, service, port)));
+  return endpoints;
+}
+
+function readServiceEndpoints(snapshot: ResourceSnapshot, service: Service, port: number): readonly Endpoint[] {
   const sp = service.spec.ports?.find((p) => p.port === port);
   const out: Endpoint[] = [];
-  const ns = service.metadata.namespace;
-  for (const slice of listResources(snapshot, 'EndpointSlice')) {
-    if (slice.metadata.namespace !== ns) continue;
-    if (slice.metadata.labels?.['kubernetes.io/service-name'] !== service.metadata.name) continue;
+  for (const slice of slicesOf(snapshot, service.metadata.namespace, service.metadata.name)) {
     // The slice port with the service port's name (unnamed ports match the unnamed slice port).
     const slicePort =
       slice.ports?.find((p) => (p.name ?? '') === (sp?.name ?? '')) ??
@@ -85,7 +123,7 @@ function serviceEndpoints(snapshot: ResourceSnapshot, service: Service, port: nu
       }
     }
   }
-  return out;
+  return packed(out);
 }
 
 export interface ResolvedBackend {
@@ -106,9 +144,18 @@ function addressTypeOf(endpoints: readonly Endpoint[], fqdn: boolean[]): Destina
   return uds === endpoints.length ? 'UDS' : 'STATIC';
 }
 
-function backendEndpoints(
-  backend: Backend,
-): Resolved<{ endpoints: Endpoint[]; addressType: DestinationSetting['addressType'] }> {
+type BackendEndpoints = Resolved<{ endpoints: readonly Endpoint[]; addressType: DestinationSetting['addressType'] }>;
+
+/** Per Backend object (a pure function of it): one endpoint list shared by every route that uses it. */
+const backendEndpointsMemo = new WeakMap<Backend, BackendEndpoints>();
+
+function backendEndpoints(backend: Backend): BackendEndpoints {
+  let r = backendEndpointsMemo.get(backend);
+  if (r === undefined) backendEndpointsMemo.set(backend, (r = readBackendEndpoints(backend)));
+  return r;
+}
+
+function readBackendEndpoints(backend: Backend): BackendEndpoints {
   const endpoints: Endpoint[] = [];
   const fqdn: boolean[] = [];
   for (const ep of backend.spec.endpoints ?? []) {
@@ -135,7 +182,7 @@ function backendEndpoints(
       message: 'external service destinations having multiple endpoint types are not supported',
     };
   }
-  return { ok: true, value: { endpoints, addressType } };
+  return { ok: true, value: { endpoints: packed(endpoints), addressType } };
 }
 
 /** Why a Backend cannot be used at all (its own status says the same), or undefined. */

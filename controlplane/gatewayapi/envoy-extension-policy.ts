@@ -13,6 +13,7 @@
  *     routes into 500 direct responses unless every failed entry is failOpen;
  *   - a Gateway/listener/route policy that more specific policies override gets `Overridden`.
  */
+import { NONE, packed } from '../ir/lists.js';
 import { joinName } from '../ir/names.js';
 import type { Condition, EnvoyExtensionPolicy, ExtProcSpec, PolicyTargetReference, WasmSpec } from '../api/types.js';
 import type { BodyMode, DestinationSetting, EnvoyExtensions, ExtProc, ExtProcSide, Wasm } from '../ir/types.js';
@@ -57,6 +58,9 @@ export interface PolicyExtensions {
   /** Warnings (unsupported fields that were ignored). */
   readonly warnings: readonly string[];
 }
+
+/** The extensions of a route that a failed policy turns into a 500 (shared: IR is never mutated). */
+const NO_EXTENSIONS: EnvoyExtensions = { wasms: NONE, extProcs: NONE };
 
 function policyName(p: EnvoyExtensionPolicy): string {
   return `envoyextensionpolicy/${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
@@ -198,7 +202,7 @@ function translateWasm(
       ...(w.config === undefined || w.config === null ? {} : { config: JSON.stringify(w.config) }),
       failOpen: w.failOpen === true,
       code: { servingUrl: res.servingUrl, sha256: res.sha256, originalUrl: req.request.source.url },
-      hostEnvKeys: [...(w.env?.hostKeys ?? [])],
+      hostEnvKeys: packed(w.env?.hostKeys ?? NONE),
     },
   };
 }
@@ -277,7 +281,7 @@ function translateExtProc(
     return {
       headers: s !== undefined,
       ...(body === undefined ? {} : { body }),
-      attributes: [...(s?.attributes ?? [])],
+      attributes: packed(s?.attributes ?? NONE),
     };
   };
   const request = side(e.processingMode?.request);
@@ -287,7 +291,11 @@ function translateExtProc(
     ok: true,
     extProc: {
       name,
-      destination: { name, metadata: { kind: KIND, namespace: ns, name: policy.metadata.name }, settings },
+      destination: {
+        name,
+        metadata: { kind: KIND, namespace: ns, name: policy.metadata.name },
+        settings: packed(settings),
+      },
       authority,
       ...(timeout === undefined ? {} : { messageTimeoutMs: timeout }),
       ...(e.failOpen === undefined ? {} : { failOpen: e.failOpen }),
@@ -295,8 +303,8 @@ function translateExtProc(
       response,
       allowModeOverride: e.processingMode?.allowModeOverride === true,
       ...(e.shadowMode === undefined ? {} : { observabilityMode: e.shadowMode }),
-      forwardingNamespaces: [...(e.metadata?.accessibleNamespaces ?? [])],
-      receivingNamespaces: [...(e.metadata?.writableNamespaces ?? [])],
+      forwardingNamespaces: packed(e.metadata?.accessibleNamespaces ?? NONE),
+      receivingNamespaces: packed(e.metadata?.writableNamespaces ?? NONE),
     },
   };
 }
@@ -357,10 +365,10 @@ export function translatePolicyExtensions(ctx: TranslationContext, policy: Envoy
       `DynamicModule: dynamic modules are not supported by envext yet (spec.dynamicModule has ${dm.length} entries)`,
     );
   return {
-    extensions: { wasms, extProcs },
-    errors,
+    extensions: { wasms: packed(wasms), extProcs: packed(extProcs) },
+    errors: packed(errors),
     failRoute: wasmFailClosed || extFailClosed || lua.length > 0 || dm.length > 0,
-    warnings,
+    warnings: packed(warnings),
   };
 }
 
@@ -654,7 +662,7 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
     for (const r of routes) {
       if (r.envoyExtensions !== undefined) continue; // a more specific policy already decided
       if (t.failRoute) {
-        r.envoyExtensions = { wasms: [], extProcs: [] };
+        r.envoyExtensions = NO_EXTENSIONS;
         r.directResponse = { statusCode: 500 };
         delete r.destination;
       } else {

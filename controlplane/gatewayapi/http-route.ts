@@ -6,6 +6,7 @@
  * and hostname intersection. One IR route per rule × match × intersected hostname, named as
  * Envoy Gateway names them (`httproute/<ns>/<name>/rule/<i>/match/<j>/<host>`).
  */
+import { NONE, packed } from '../ir/lists.js';
 import { joinName } from '../ir/names.js';
 import type {
   GRPCRoute,
@@ -110,12 +111,12 @@ function hostPart(host: string): string {
 interface RuleTranslation {
   readonly destination?: RouteDestination;
   readonly directResponse?: { statusCode: number; body?: string };
-  readonly mirrors: RouteDestination[];
+  readonly mirrors: readonly RouteDestination[];
   readonly requestHeaders?: HeaderModifier;
   readonly responseHeaders?: HeaderModifier;
   readonly redirect?: HttpRoute['redirect'];
   readonly urlRewrite?: HttpRoute['urlRewrite'];
-  readonly problems: { reason: string; message: string; resolvedRefs: boolean }[];
+  readonly problems: readonly { reason: string; message: string; resolvedRefs: boolean }[];
 }
 
 /** Backends, filters and mirrors of one rule (the same for every match and hostname). */
@@ -128,7 +129,7 @@ function translateRule(
 ): RuleTranslation {
   const ns = route.metadata.namespace ?? 'default';
   const prefix = joinName(kind.toLowerCase(), ns, route.metadata.name, 'rule', ruleIndex);
-  const problems: RuleTranslation['problems'] = [];
+  const problems: { reason: string; message: string; resolvedRefs: boolean }[] = [];
   const refCtx = {
     snapshot: ctx.snapshot,
     backendEnabled: ctx.deps.backendEnabled,
@@ -214,11 +215,11 @@ function translateRule(
   }
   if (redirect !== undefined) {
     return {
-      mirrors,
+      mirrors: packed(mirrors),
       ...(requestHeaders === undefined ? {} : { requestHeaders }),
       ...(responseHeaders === undefined ? {} : { responseHeaders }),
       redirect,
-      problems,
+      problems: packed(problems),
     };
   }
   const settings: DestinationSetting[] = [];
@@ -246,13 +247,21 @@ function translateRule(
   }
   // Built by assignment, not `{...base, x}` (in V8 11 every object built that way gets a hidden
   // class of its own; there is one of these per rule).
-  const out: { -readonly [K in keyof RuleTranslation]: RuleTranslation[K] } = { mirrors, problems };
+  const out: { -readonly [K in keyof RuleTranslation]: RuleTranslation[K] } = {
+    mirrors: packed(mirrors),
+    problems: packed(problems),
+  };
   if (requestHeaders !== undefined) out.requestHeaders = requestHeaders;
   if (responseHeaders !== undefined) out.responseHeaders = responseHeaders;
   if (urlRewrite !== undefined) out.urlRewrite = urlRewrite;
   // No usable backend: Gateway API says answer 500 for the share of invalid backends.
   if (problems.some((p) => !p.resolvedRefs) || settings.length === 0) out.directResponse = { statusCode: 500 };
-  else out.destination = { name: prefix, metadata: { kind, namespace: ns, name: route.metadata.name }, settings };
+  else
+    out.destination = {
+      name: prefix,
+      metadata: { kind, namespace: ns, name: route.metadata.name },
+      settings: packed(settings),
+    };
   return out;
 }
 
@@ -264,8 +273,8 @@ function httpMatches(rule: HTTPRouteRule): HTTPRouteMatch[] {
 
 interface MatchIr {
   readonly pathMatch?: StringMatch;
-  readonly headerMatches: HeaderMatch[];
-  readonly queryParamMatches: HeaderMatch[];
+  readonly headerMatches: readonly HeaderMatch[];
+  readonly queryParamMatches: readonly HeaderMatch[];
 }
 
 function httpMatchIr(m: HTTPRouteMatch): MatchIr {
@@ -278,8 +287,10 @@ function httpMatchIr(m: HTTPRouteMatch): MatchIr {
   if (m.method !== undefined) headerMatches.push({ name: ':method', match: { exact: m.method } });
   return {
     pathMatch,
-    headerMatches,
-    queryParamMatches: (m.queryParams ?? []).map((q) => ({ name: q.name, match: stringMatch(q.type, q.value) })),
+    headerMatches: packed(headerMatches),
+    queryParamMatches: packed(
+      (m.queryParams ?? []).map((q) => ({ name: q.name, match: stringMatch(q.type, q.value) })),
+    ),
   };
 }
 
@@ -296,8 +307,8 @@ function grpcMatchIr(m: NonNullable<GRPCRouteRule['matches']>[number] | undefine
     else if (mm !== undefined) pathMatch = { safeRegex: `/[^/]+/${mm.replace(/[.*+?^${}()|[\]\\]/gu, '\\$&')}` };
   }
   return pathMatch === undefined
-    ? { headerMatches, queryParamMatches: [] }
-    : { pathMatch, headerMatches, queryParamMatches: [] };
+    ? { headerMatches: packed(headerMatches), queryParamMatches: NONE }
+    : { pathMatch, headerMatches: packed(headerMatches), queryParamMatches: NONE };
 }
 
 /** Resolves a parentRef to one of our Gateways and the listeners it may attach to. */

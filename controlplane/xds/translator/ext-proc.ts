@@ -18,18 +18,36 @@ function durationOf(ms: number): { seconds: number; nanos?: number } {
   return nanos === 0 ? { seconds } : { seconds, nanos };
 }
 
+/** The gRPC call timeout every ext_proc filter has (shared: translator output is never mutated). */
+const GRPC_TIMEOUT = { seconds: 10 };
+
+/** Processing modes by their (few) distinct values, shared by every filter with the same mode. */
+const processingModes = new Map<string, Record<string, unknown>>();
+
+function processingMode(e: ExtProc): Record<string, unknown> {
+  const req = e.request;
+  const res = e.response;
+  const key = `${String(req.headers)}|${req.body ?? ''}|${String(res.headers)}|${res.body ?? ''}`;
+  let mode = processingModes.get(key);
+  if (mode === undefined) {
+    mode = {
+      request_header_mode: req.headers ? 'SEND' : 'SKIP',
+      response_header_mode: res.headers ? 'SEND' : 'SKIP',
+      ...(req.body === undefined ? {} : { request_body_mode: req.body }),
+      ...(res.body === undefined ? {} : { response_body_mode: res.body }),
+      // Full-duplex streaming needs trailers to know where the body ends.
+      request_trailer_mode: req.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
+      response_trailer_mode: res.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
+    };
+    processingModes.set(key, mode);
+  }
+  return mode;
+}
+
 export function extProcFilterConfig(e: ExtProc): Record<string, unknown> {
   const req = e.request;
   const res = e.response;
-  const processing_mode: Record<string, unknown> = {
-    request_header_mode: req.headers ? 'SEND' : 'SKIP',
-    response_header_mode: res.headers ? 'SEND' : 'SKIP',
-    ...(req.body === undefined ? {} : { request_body_mode: req.body }),
-    ...(res.body === undefined ? {} : { response_body_mode: res.body }),
-    // Full-duplex streaming needs trailers to know where the body ends.
-    request_trailer_mode: req.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
-    response_trailer_mode: res.body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
-  };
+  const processing_mode = processingMode(e);
   const metadata =
     e.forwardingNamespaces.length === 0 && e.receivingNamespaces.length === 0
       ? undefined
@@ -45,7 +63,7 @@ export function extProcFilterConfig(e: ExtProc): Record<string, unknown> {
     '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
     grpc_service: {
       envoy_grpc: { cluster_name: e.destination.name, authority: e.authority },
-      timeout: { seconds: 10 },
+      timeout: GRPC_TIMEOUT,
     },
     processing_mode,
     // proto3 JSON leaves out false; Envoy Gateway's output does too.

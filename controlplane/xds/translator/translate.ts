@@ -13,6 +13,7 @@
  * into bytes with Envoy's real protos (strict: an unknown field throws).
  */
 import { encode, protoRoot, type ProtoObject } from '../../../proto/index.js';
+import { packed } from '../../ir/lists.js';
 import type { HttpListener, HttpRoute, RouteDestination, StringMatch, XdsIr } from '../../ir/types.js';
 import { Union, SortedByName } from './assembly.js';
 import { ADS_CONFIG, destinationCluster } from './cluster.js';
@@ -200,7 +201,7 @@ function clusterParts(list: readonly ClusterResource[]): Pick<RouteParts, 'clust
     clusters.push(r.cluster);
     if (r.endpoint !== undefined) endpoints.push(r.endpoint);
   }
-  return { clusters, endpoints };
+  return { clusters: packed(clusters), endpoints: packed(endpoints) };
 }
 
 function routeParts(r: HttpRoute, plugins: readonly HttpFilterPlugin[]): RouteParts {
@@ -215,7 +216,7 @@ function routeParts(r: HttpRoute, plugins: readonly HttpFilterPlugin[]): RoutePa
         r,
         enables.map((f) => f.name),
       ),
-      filters: enables,
+      filters: packed(enables),
       ...clusterParts(needed),
     };
   });

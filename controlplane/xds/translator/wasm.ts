@@ -23,6 +23,13 @@ function firstUrl(ir: XdsIr): URL | undefined {
   return undefined;
 }
 
+// Sub-messages every wasm filter has alike: shared (translator output is never mutated).
+const FETCH_TIMEOUT = { seconds: 10 };
+const FETCH_RETRY_POLICY = {
+  num_retries: { value: 10 },
+  retry_back_off: { base_interval: { seconds: 1 }, max_interval: { seconds: 30 } },
+};
+
 export function wasmFilterConfig(w: Wasm, cluster: string): Record<string, unknown> {
   return {
     '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
@@ -37,12 +44,9 @@ export function wasmFilterConfig(w: Wasm, cluster: string): Record<string, unkno
         ...(w.hostEnvKeys.length === 0 ? {} : { environment_variables: { host_env_keys: [...w.hostEnvKeys] } }),
         code: {
           remote: {
-            http_uri: { uri: w.code.servingUrl, cluster, timeout: { seconds: 10 } },
+            http_uri: { uri: w.code.servingUrl, cluster, timeout: FETCH_TIMEOUT },
             sha256: w.code.sha256,
-            retry_policy: {
-              num_retries: { value: 10 },
-              retry_back_off: { base_interval: { seconds: 1 }, max_interval: { seconds: 30 } },
-            },
+            retry_policy: FETCH_RETRY_POLICY,
           },
         },
       },
