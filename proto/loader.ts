@@ -145,12 +145,44 @@ function loadInto(r: protobuf.Root, files: readonly string[]): void {
     r.loadSync(files.map(resolveImport), { keepCase: true });
     snakeCaseStructValue(r);
     r.resolveAll();
+    releaseSources(r);
   } catch (e: unknown) {
     throw new ProtoError('PROTO_LOAD_FAILED', `cannot load protos: ${e instanceof Error ? e.message : String(e)}`, {
       hint: 'check the .proto files under proto/ and that @grpc/grpc-js-xds is installed (npm ci)',
       cause: e,
     });
   }
+}
+
+/**
+ * protobufjs keeps option values (`(udpa.annotations.versioning).previous_message_type`, …) as
+ * V8 slices of the .proto text, which keeps the whole source of every loaded file alive
+ * (1.2 MiB for the default set). Copies them out so the sources can be collected.
+ */
+function releaseSources(r: protobuf.Root): void {
+  const seen = new Set<object>();
+  const flat = (v: unknown): unknown => {
+    // Strings shorter than 13 characters are never slices in V8; JSON.parse builds a flat copy.
+    if (typeof v === 'string') return v.length < 13 ? v : (JSON.parse(JSON.stringify(v)) as string);
+    if (typeof v !== 'object' || v === null || seen.has(v)) return v;
+    seen.add(v);
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) o[k] = flat(o[k]);
+    return v;
+  };
+  const visit = (obj: protobuf.ReflectionObject): void => {
+    const o = obj as protobuf.ReflectionObject & { parsedOptions?: unknown; valuesOptions?: unknown };
+    flat(o.options);
+    flat(o.parsedOptions);
+    flat(o.valuesOptions);
+    if (obj instanceof protobuf.Type) {
+      for (const f of obj.fieldsArray) visit(f);
+      for (const one of obj.oneofsArray) visit(one);
+    }
+    if (obj instanceof protobuf.Service) for (const m of obj.methodsArray) visit(m);
+    if (obj instanceof protobuf.Namespace) for (const n of obj.nestedArray) visit(n);
+  };
+  visit(r);
 }
 
 function normalizeName(name: string): string {

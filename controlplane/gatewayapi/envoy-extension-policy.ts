@@ -13,7 +13,7 @@
  *     routes into 500 direct responses unless every failed entry is failOpen;
  *   - a Gateway/listener/route policy that more specific policies override gets `Overridden`.
  */
-import { NONE, packed } from '../ir/lists.js';
+import { Interner, NONE, packed } from '../ir/lists.js';
 import { joinName } from '../ir/names.js';
 import type { Condition, EnvoyExtensionPolicy, ExtProcSpec, PolicyTargetReference, WasmSpec } from '../api/types.js';
 import type { BodyMode, DestinationSetting, EnvoyExtensions, ExtProc, ExtProcSide, Wasm } from '../ir/types.js';
@@ -58,6 +58,9 @@ export interface PolicyExtensions {
   /** Warnings (unsupported fields that were ignored). */
   readonly warnings: readonly string[];
 }
+
+/** Processing-mode sides without attributes, shared (IR is never mutated). */
+const sides = new Interner<ExtProcSide>();
 
 /** The extensions of a route that a failed policy turns into a 500 (shared: IR is never mutated). */
 const NO_EXTENSIONS: EnvoyExtensions = { wasms: NONE, extProcs: NONE };
@@ -278,11 +281,13 @@ function translateExtProc(
   const authority = `${first.name}.${first.namespace ?? ns}${first.port === undefined ? '' : `:${first.port}`}`;
   const side = (s: { body?: string; attributes?: readonly string[] } | undefined): ExtProcSide => {
     const body = s?.body === undefined ? undefined : BODY[s.body];
-    return {
+    const make = (): ExtProcSide => ({
       headers: s !== undefined,
       ...(body === undefined ? {} : { body }),
       attributes: packed(s?.attributes ?? NONE),
-    };
+    });
+    // Without attributes there are a handful of distinct sides: one shared object each.
+    return (s?.attributes?.length ?? 0) === 0 ? sides.get(`${String(s !== undefined)}|${body ?? ''}`, make) : make();
   };
   const request = side(e.processingMode?.request);
   const response = side(e.processingMode?.response);
@@ -475,13 +480,17 @@ function gatewayRef(gw: GatewayContext, sectionName?: string): ParentRefStatus {
 function routeAncestors(route: RouteContext): ParentRefStatus[] {
   const out: ParentRefStatus[] = [];
   for (const p of route.parents) {
-    const ref: ParentRefStatus = {
-      group: GW_GROUP,
-      kind: 'Gateway',
-      namespace: p.ref.namespace ?? '',
-      name: p.ref.name,
-      ...(p.ref.sectionName === undefined ? {} : { sectionName: p.ref.sectionName }),
-    };
+    // The route's own parentRef status when it has no port (the usual case): the same fields.
+    const ref: ParentRefStatus =
+      p.ref.port === undefined && p.ref.group === GW_GROUP && p.ref.kind === 'Gateway' && p.ref.namespace !== undefined
+        ? p.ref
+        : {
+            group: GW_GROUP,
+            kind: 'Gateway',
+            namespace: p.ref.namespace ?? '',
+            name: p.ref.name,
+            ...(p.ref.sectionName === undefined ? {} : { sectionName: p.ref.sectionName }),
+          };
     if (!out.some((r) => ancestorKey(r) === ancestorKey(ref))) out.push(ref);
   }
   return out;

@@ -6,7 +6,7 @@
  * and hostname intersection. One IR route per rule × match × intersected hostname, named as
  * Envoy Gateway names them (`httproute/<ns>/<name>/rule/<i>/match/<j>/<host>`).
  */
-import { NONE, packed } from '../ir/lists.js';
+import { Interner, NONE, packed } from '../ir/lists.js';
 import { joinName } from '../ir/names.js';
 import type {
   GRPCRoute,
@@ -312,6 +312,9 @@ function grpcMatchIr(m: NonNullable<GRPCRouteRule['matches']>[number] | undefine
 }
 
 /** Resolves a parentRef to one of our Gateways and the listeners it may attach to. */
+/** A route status's parentRef: one object per Gateway/section/port, shared by its routes. */
+const parentRefs = new Interner<ParentReference>();
+
 function attach(ctx: TranslationContext, rc: RouteContext, ref: ParentReference): RouteParentContext | undefined {
   const route = rc.route;
   const routeNs = route.metadata.namespace ?? 'default';
@@ -320,14 +323,14 @@ function attach(ctx: TranslationContext, rc: RouteContext, ref: ParentReference)
   const gateway = ctx.gateways.get(`${gwNs}/${ref.name}`);
   if (gateway === undefined) return undefined; // not ours, or missing: not our status to write
   const gen = route.metadata.generation;
-  const refStatus = {
+  const refStatus = parentRefs.get(`${gwNs}/${ref.name}/${ref.sectionName ?? ''}/${ref.port ?? ''}`, () => ({
     group: GW_GROUP,
     kind: 'Gateway',
     namespace: gwNs,
     name: ref.name,
     ...(ref.sectionName === undefined ? {} : { sectionName: ref.sectionName }),
     ...(ref.port === undefined ? {} : { port: ref.port }),
-  };
+  }));
   const conditions = new ConditionSet();
   const parent: RouteParentContext = { ref: refStatus, gateway, listeners: [], conditions, irRoutes: [] };
   let candidates = gateway.listeners;

@@ -4,6 +4,7 @@
  * status writers stamp it when a condition actually changes.
  */
 import type { Condition, ParentReference } from '../api/types.js';
+import { Interner } from '../ir/lists.js';
 
 /** A status's parentRef/ancestorRef: the same shape as a spec ParentReference. */
 export type ParentRefStatus = ParentReference;
@@ -59,6 +60,9 @@ export type ResourceStatus =
       readonly status: { readonly conditions: readonly Condition[] };
     };
 
+const conditions = new Interner<Condition>();
+
+/** A condition; equal ones are one shared object (statuses are never mutated). */
 export function condition(
   type: string,
   status: boolean,
@@ -66,13 +70,16 @@ export function condition(
   message: string,
   observedGeneration?: number,
 ): Condition {
-  return {
+  const make = (): Condition => ({
     type,
     status: status ? 'True' : 'False',
     reason,
     message,
     ...(observedGeneration === undefined ? {} : { observedGeneration }),
-  };
+  });
+  // Long messages (lists of errors) are rarely repeated: not worth a key.
+  if (message.length > 256) return make();
+  return conditions.get(`${type}|${String(status)}|${reason}|${observedGeneration ?? ''}|${message}`, make);
 }
 
 /** Conditions keyed by type: setting one replaces the earlier condition of that type in place. */
