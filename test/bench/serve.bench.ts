@@ -34,6 +34,7 @@ import { AdsServer } from '../../controlplane/xds/server/ads-server.js';
 import { SnapshotCache } from '../../controlplane/xds/server/cache.js';
 import { loadXdsProtos, translateXds, XdsTranslationMemo } from '../../controlplane/xds/translator/translate.js';
 import type { ProtoObject } from '../../proto/index.js';
+import { NODE_ENV, NODE_FLAGS } from '../../common/runtime.js';
 import { compiledBench, report, round } from './lib.js';
 
 const CLIENTS = 50;
@@ -243,11 +244,13 @@ async function measureSize(n: number): Promise<void> {
 }
 
 async function child(n: number): Promise<Record<string, unknown>> {
+  // With the flags and environment envext runs with (common/runtime.ts).
   const p = spawn(
     process.execPath,
-    ['--expose-gc', compiledBench(fileURLToPath(import.meta.url)), '--size', String(n)],
+    [...NODE_FLAGS, '--expose-gc', compiledBench(fileURLToPath(import.meta.url)), '--size', String(n)],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...NODE_ENV },
     },
   );
   let out = '';
@@ -265,7 +268,9 @@ if (process.argv[2] === '--size') {
   report('serve', {
     clients: CLIENTS,
     mode: 'delta ADS',
-    runtime: 'compiled JavaScript, plain node (as envext runs from dist/)',
+    runtime: `compiled JavaScript, node ${NODE_FLAGS.join(' ')} with ${Object.entries(NODE_ENV)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')} (as envext runs from dist/: common/runtime.ts)`,
     convergence1000RoutesMs: small.convergenceMs,
     convergence5000RoutesMs: large.convergenceMs,
     baselinePublishNoClients1000Ms: small.baselineTranslateAndPublishMs,
