@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { errorMessage } from '../../common/errors.js';
+import { concat } from '../ir/names.js';
 
 /** A policy's code source, as the module cache needs it. */
 export type WasmCodeSource =
@@ -159,12 +160,13 @@ export async function resolveWasmModules(
  * segment — a `:` in the host is a port).
  */
 export function normalizeImageUrl(url: string): string {
-  const withScheme = url.startsWith('oci://') ? url : `oci://${url}`;
+  // Flat strings (concat): these URLs live as long as the translation, one per policy entry.
+  const withScheme = url.startsWith('oci://') ? url : concat('oci://', url);
   const rest = withScheme.slice('oci://'.length);
   if (rest.includes('@')) return withScheme;
   const lastSegment = rest.slice(rest.lastIndexOf('/') + 1);
   if (rest.includes('/') && lastSegment.includes(':')) return withScheme;
-  return `${withScheme}:latest`;
+  return concat(withScheme, ':latest');
 }
 
 /** The default pull policy: `Always` for OCI `:latest`, else `IfNotPresent`. */
@@ -192,7 +194,7 @@ export class DeterministicWasmResolver implements WasmModuleResolver, WasmModule
   private readonly memo = new Map<string, WasmResolution>();
 
   resolveSync(request: WasmModuleRequest): WasmResolution {
-    const memoKey = `${request.source.url}\n${request.source.sha256 ?? ''}`;
+    const memoKey = concat(request.source.url, '\n', request.source.sha256 ?? '');
     const known = this.memo.get(memoKey);
     if (known !== undefined) return known;
     const r = this.compute(request);
@@ -204,7 +206,13 @@ export class DeterministicWasmResolver implements WasmModuleResolver, WasmModule
     const url = request.source.url;
     const hash = sha256Hex(url);
     const checksum = sha256Hex(`salt${hash}`);
-    const servingUrl = `https://envoy-gateway.${this.controllerNamespace}.svc.cluster.local:18002/${hash}.wasm`;
+    const servingUrl = concat(
+      'https://envoy-gateway.',
+      this.controllerNamespace,
+      '.svc.cluster.local:18002/',
+      hash,
+      '.wasm',
+    );
     const want = request.source.sha256;
     if (want !== undefined && want !== '' && want !== checksum) {
       return {

@@ -9,3 +9,8 @@
 export function joinName(...parts: readonly (string | number)[]): string {
   return parts.join('/');
 }
+
+/** Parts joined with nothing between them, as one flat string (see joinName). */
+export function concat(...parts: readonly string[]): string {
+  return parts.join('');
+}

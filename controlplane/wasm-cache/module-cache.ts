@@ -36,6 +36,7 @@ import {
   type CredentialProvider,
 } from '../../oci/index.js';
 import type { WasmModuleRequest, WasmModuleResolver, WasmResolution } from '../gatewayapi/wasm-modules.js';
+import { concat } from '../ir/names.js';
 import { httpFetch } from './http-fetch.js';
 
 export const DEFAULT_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
@@ -169,7 +170,7 @@ export class WasmModuleCache implements WasmModuleResolver {
     this.paths.set(this.servingPath(e.url), e.url);
     return {
       ok: true,
-      servingUrl: this.options.servingBaseUrl.replace(/\/$/, '') + this.servingPath(e.url),
+      servingUrl: concat(this.options.servingBaseUrl.replace(/\/$/, ''), this.servingPath(e.url)),
       sha256: e.sha256,
     };
   }

@@ -126,11 +126,11 @@ function buildDestinationCluster(dest: RouteDestination): ClusterResource {
     cluster['respect_dns_ttl'] = true;
     cluster['dns_refresh_rate'] = DNS_REFRESH;
     cluster['load_assignment'] = cla;
-    return { cluster };
+    return { cluster: { name: dest.name, resource: cluster } };
   }
   cluster['type'] = 'EDS';
   cluster['eds_cluster_config'] = { eds_config: ADS_CONFIG, service_name: dest.name };
-  return { cluster, loadAssignment: cla };
+  return { cluster: { name: dest.name, resource: cluster }, endpoint: { name: dest.name, resource: cla } };
 }
 
 /**
@@ -156,25 +156,28 @@ export function hostCluster(name: string, host: string, port: number, tls: boole
   };
   return {
     cluster: {
-      ...base(name, false),
-      type: isIp ? 'STATIC' : 'STRICT_DNS',
-      ...(isIp ? {} : { respect_dns_ttl: true, dns_refresh_rate: { seconds: 30 } }),
-      load_assignment: cla,
-      ...(tls
-        ? {
-            transport_socket: {
-              name: 'envoy.transport_sockets.tls',
-              typed_config: {
-                '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-                sni: host,
-                common_tls_context: {
-                  tls_params: { tls_maximum_protocol_version: 'TLSv1_3' },
-                  validation_context: { trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' } },
+      name,
+      resource: {
+        ...base(name, false),
+        type: isIp ? 'STATIC' : 'STRICT_DNS',
+        ...(isIp ? {} : { respect_dns_ttl: true, dns_refresh_rate: { seconds: 30 } }),
+        load_assignment: cla,
+        ...(tls
+          ? {
+              transport_socket: {
+                name: 'envoy.transport_sockets.tls',
+                typed_config: {
+                  '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+                  sni: host,
+                  common_tls_context: {
+                    tls_params: { tls_maximum_protocol_version: 'TLSv1_3' },
+                    validation_context: { trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' } },
+                  },
                 },
               },
-            },
-          }
-        : {}),
+            }
+          : {}),
+      },
     },
   };
 }

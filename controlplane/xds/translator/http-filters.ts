@@ -19,10 +19,19 @@ export interface HcmFilter {
   readonly typed_config: Record<string, unknown>;
 }
 
-/** A Cluster in proto-object form plus its endpoints (when delivered by EDS). */
+/** A resource in proto-object form with its name (translate.ts's XdsResource). */
+export interface NamedResource {
+  readonly name: string;
+  readonly resource: Record<string, unknown>;
+}
+
+/**
+ * A Cluster plus its ClusterLoadAssignment (when delivered by EDS), each already in the form the
+ * translator emits (one object per resource, shared by every route that needs it).
+ */
 export interface ClusterResource {
-  readonly cluster: Record<string, unknown>;
-  readonly loadAssignment?: Record<string, unknown>;
+  readonly cluster: NamedResource;
+  readonly endpoint?: NamedResource;
 }
 
 /** One extension filter type (wasm, ext_proc). */

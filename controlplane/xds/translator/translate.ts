@@ -180,26 +180,12 @@ interface RouteParts {
  */
 const partsMemo = new WeakMap<HttpRoute, RouteParts>();
 
-/** A cluster's Cluster and ClusterLoadAssignment resources (one pair per ClusterResource object). */
-const resourceMemo = new WeakMap<ClusterResource, { cluster: XdsResource; endpoint?: XdsResource }>();
-
-function clusterResources(c: ClusterResource): { cluster: XdsResource; endpoint?: XdsResource } {
-  return remember(resourceMemo, c, () => {
-    const name = String(c.cluster['name']);
-    return {
-      cluster: { name, resource: c.cluster },
-      ...(c.loadAssignment === undefined ? {} : { endpoint: { name, resource: c.loadAssignment } }),
-    };
-  });
-}
-
 function clusterParts(list: readonly ClusterResource[]): Pick<RouteParts, 'clusters' | 'endpoints'> {
   const clusters: XdsResource[] = [];
   const endpoints: XdsResource[] = [];
   for (const c of list) {
-    const r = clusterResources(c);
-    clusters.push(r.cluster);
-    if (r.endpoint !== undefined) endpoints.push(r.endpoint);
+    clusters.push(c.cluster);
+    if (c.endpoint !== undefined) endpoints.push(c.endpoint);
   }
   return { clusters: packed(clusters), endpoints: packed(endpoints) };
 }
