@@ -175,7 +175,9 @@ export function wasmModuleRequests(snapshot: TranslationContext['snapshot']): re
 function collectWasmModuleRequests(snapshot: TranslationContext['snapshot']): WasmModuleRequest[] {
   const out: WasmModuleRequest[] = [];
   for (const p of sortPolicies(listResources(snapshot, 'EnvoyExtensionPolicy'))) {
-    for (const [i, w] of (p.spec.wasm ?? []).entries()) {
+    const wasmList = p.spec.wasm ?? [];
+    for (let i = 0; i < wasmList.length; i++) {
+      const w = wasmList[i]!;
       const r = wasmRequest({ snapshot }, p, i, w);
       if (r.ok) out.push(r.request);
     }
@@ -247,7 +249,8 @@ function translateExtProc(
     from: { group: EG_GROUP, kind: KIND, namespace: ns },
   };
   const settings: DestinationSetting[] = [];
-  for (const [i, ref] of refs.entries()) {
+  for (let i = 0; i < refs.length; i++) {
+    const ref = refs[i]!;
     const r = resolveExtServiceRef(refCtx, ref, ns);
     if (!r.ok) return { ok: false, message: r.message };
     const tls = unsupportedTlsPolicyFor(
@@ -323,7 +326,9 @@ export function translatePolicyExtensions(ctx: TranslationContext, policy: Envoy
   const wasms: Wasm[] = [];
   const wasmErrors: string[] = [];
   let wasmFailClosed = false;
-  for (const [i, w] of (policy.spec.wasm ?? []).entries()) {
+  const wasmList = policy.spec.wasm ?? [];
+  for (let i = 0; i < wasmList.length; i++) {
+    const w = wasmList[i]!;
     const r = translateWasm(ctx, policy, i, w);
     if (r.ok) wasms.push(r.wasm);
     else {
@@ -335,7 +340,9 @@ export function translatePolicyExtensions(ctx: TranslationContext, policy: Envoy
   const extErrors: string[] = [];
   let extFailClosed = false;
   const warnings: string[] = [];
-  for (const [i, e] of (policy.spec.extProc ?? []).entries()) {
+  const extProcList = policy.spec.extProc ?? [];
+  for (let i = 0; i < extProcList.length; i++) {
+    const e = extProcList[i]!;
     const r = translateExtProc(ctx, policy, i, e);
     if (r.ok) extProcs.push(r.extProc);
     else {
@@ -403,8 +410,7 @@ class PolicyStatusBuilder {
   readonly ancestors: AncestorEntry[] = [];
   constructor(readonly policy: EnvoyExtensionPolicy) {}
   get(ref: ParentRefStatus): ConditionSet | undefined {
-    const key = ancestorKey(ref);
-    return this.ancestors.find((x) => ancestorKey(x.ref) === key)?.conditions;
+    return this.ancestors.find((x) => sameAncestor(x.ref, ref))?.conditions;
   }
   set(ref: ParentRefStatus, c: Condition): void {
     const existing = this.get(ref);
@@ -454,8 +460,16 @@ function lessAncestor(
   return a.name < b.name;
 }
 
-function ancestorKey(r: ParentRefStatus): string {
-  return `${r.group ?? ''}/${r.kind ?? ''}/${r.namespace ?? ''}/${r.name}/${r.sectionName ?? ''}`;
+/** Same group, kind, namespace, name and sectionName (usually the same shared object). */
+function sameAncestor(a: ParentRefStatus, b: ParentRefStatus): boolean {
+  return (
+    a === b ||
+    ((a.group ?? '') === (b.group ?? '') &&
+      (a.kind ?? '') === (b.kind ?? '') &&
+      (a.namespace ?? '') === (b.namespace ?? '') &&
+      a.name === b.name &&
+      (a.sectionName ?? '') === (b.sectionName ?? ''))
+  );
 }
 
 interface ResolvedTarget {
@@ -491,7 +505,7 @@ function routeAncestors(route: RouteContext): ParentRefStatus[] {
             name: p.ref.name,
             ...(p.ref.sectionName === undefined ? {} : { sectionName: p.ref.sectionName }),
           };
-    if (!out.some((r) => ancestorKey(r) === ancestorKey(ref))) out.push(ref);
+    if (!out.some((r) => sameAncestor(r, ref))) out.push(ref);
   }
   return out;
 }

@@ -140,7 +140,9 @@ function translateRule(
   let redirect: HttpRoute['redirect'];
   let urlRewrite: HttpRoute['urlRewrite'];
   const mirrors: RouteDestination[] = [];
-  for (const [fi, f] of (rule.filters ?? []).entries()) {
+  const filterList = rule.filters ?? [];
+  for (let fi = 0; fi < filterList.length; fi++) {
+    const f = filterList[fi]!;
     switch (f.type) {
       case 'RequestHeaderModifier':
         requestHeaders = headerModifier(f.requestHeaderModifier);
@@ -223,7 +225,9 @@ function translateRule(
     };
   }
   const settings: DestinationSetting[] = [];
-  for (const [bi, ref] of (rule.backendRefs ?? []).entries()) {
+  const backendRefList = rule.backendRefs ?? [];
+  for (let bi = 0; bi < backendRefList.length; bi++) {
+    const ref = backendRefList[bi]!;
     const weight = ref.weight ?? 1;
     const r = resolveRouteBackendRef(refCtx, ref, ns);
     if (!r.ok) {
@@ -456,7 +460,8 @@ export function translateRoutes(ctx: TranslationContext): void {
         const ir = listener.ir;
         if (ir === undefined) continue;
         for (const hostname of routeHostnames(listener, route.spec.hostnames ?? [])) {
-          for (const [ri, rule] of rules.entries()) {
+          for (let ri = 0; ri < rules.length; ri++) {
+            const rule = rules[ri]!;
             const t = translated[ri];
             const matches = ruleMatches[ri];
             if (t === undefined || matches === undefined) continue;
@@ -468,7 +473,8 @@ export function translateRoutes(ctx: TranslationContext): void {
               ...(rule.name === undefined ? {} : { ruleName: rule.name }),
               parent: parent.ref,
             };
-            for (const [mi, m] of matches.entries()) {
+            for (let mi = 0; mi < matches.length; mi++) {
+              const m = matches[mi]!;
               const irRoute: MutableRoute = {
                 name: joinName(prefix, 'rule', ri, 'match', mi, hostPart(hostname)),
                 metadata: ruleMeta[ri] ?? { kind, namespace: ns, name: route.metadata.name },

@@ -8,6 +8,7 @@
  *   Backend statuses, then freeze IR and statuses.
  */
 import { EG_CONTROLLER_NAME } from '../api/types.js';
+import { joinName } from '../ir/names.js';
 import type { HttpListener, HttpRoute, XdsIr } from '../ir/types.js';
 import { listResources, type RejectedResource, type ResourceSnapshot } from '../provider/snapshot.js';
 import { backendProblem } from './backend-refs.js';
@@ -112,9 +113,12 @@ function translateFull(snapshot: ResourceSnapshot, deps: TranslationContext['dep
       unsorted.set(gw.key, lists);
     }
   }
-  const routeKey = (r: (typeof ctx.routes)[number]): string =>
-    `${r.kind}/${r.route.metadata.namespace ?? ''}/${r.route.metadata.name}`;
-  for (const rc of [...ctx.routes].sort((a, b) => cmp(routeKey(a), routeKey(b)))) {
+  // Keys computed once, not in every comparison.
+  const byKey = ctx.routes.map((r) => ({
+    key: joinName(r.kind, r.route.metadata.namespace ?? '', r.route.metadata.name),
+    r,
+  }));
+  for (const { r: rc } of byKey.sort((a, b) => cmp(a.key, b.key))) {
     statuses.push({
       kind: rc.kind,
       namespace: rc.route.metadata.namespace ?? 'default',

@@ -152,10 +152,15 @@ function envoyRoute(r: HttpRoute, perFilter: readonly string[]): Record<string, 
   addHeaderOps(out, 'response_', r.responseHeaders);
   if (perFilter.length > 0) {
     const tpf: Record<string, unknown> = {};
-    for (const n of [...perFilter].sort()) tpf[n] = ENABLE_FILTER;
+    const names = perFilter.length === 1 ? perFilter : [...perFilter].sort(byCodeUnits);
+    for (const n of names) tpf[n] = ENABLE_FILTER;
     out['typed_per_filter_config'] = tpf;
   }
   return out;
+}
+
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** `FilterConfig{config: {}}`: turns a disabled HCM filter on for one route. Shared, never mutated. */
