@@ -615,7 +615,13 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
   const routeClaims: { policy: EnvoyExtensionPolicy; route: RouteContext }[] = [];
 
   // Pre-resolve targets once per policy.
-  const targetsOf = new Map<EnvoyExtensionPolicy, ResolvedTarget[]>();
+  /** Resolved targets per tier, in policy order (policies are sorted). */
+  const targetsByTier: Record<Tier, { policy: EnvoyExtensionPolicy; target: ResolvedTarget }[]> = {
+    rule: [],
+    route: [],
+    listener: [],
+    gateway: [],
+  };
   for (const p of policies) {
     const ns = p.metadata.namespace ?? 'default';
     const out: ResolvedTarget[] = [];
@@ -677,7 +683,7 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
       }
       // TCPRoute/UDPRoute/TLSRoute: envext does not translate these kinds, so they never exist here.
     }
-    targetsOf.set(p, out);
+    for (const target of out) targetsByTier[target.tier].push({ policy: p, target });
   }
 
   const apply = (p: EnvoyExtensionPolicy, routes: readonly MutableRoute[]): void => {
@@ -707,144 +713,141 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
 
   const tiers: Tier[] = ['rule', 'route', 'listener', 'gateway'];
   for (const tier of tiers) {
-    for (const p of policies) {
+    for (const { policy: p, target } of targetsByTier[tier]) {
       const gen = p.metadata.generation;
-      for (const target of targetsOf.get(p) ?? []) {
-        if (target.tier !== tier) continue;
-        if ((tier === 'route' || tier === 'rule') && target.route !== undefined) {
-          const rc = target.route;
-          const routeName = rc.route.metadata.name;
-          const ancestors = routeAncestors(rc);
-          if (tier === 'rule') {
-            const section = target.ref.sectionName ?? '';
-            const hasRule = (rc.route.spec.rules ?? []).some((r) => r.name === section);
-            if (!hasRule) {
-              for (const a of ancestors) {
-                builder(p).set(
-                  a,
-                  condition(
-                    'Accepted',
-                    false,
-                    'TargetNotFound',
-                    `No section name ${section} found for ${rc.kind} ${rc.route.metadata.namespace ?? ''}/${routeName}`,
-                    gen,
-                  ),
-                );
-              }
-              continue;
-            }
-            const key = `rule/${rc.kind}/${rc.route.metadata.namespace ?? ''}/${routeName}/${section}`;
-            if (claimed.has(key) && claimed.get(key) !== p) {
-              for (const a of ancestors) {
-                builder(p).set(
-                  a,
-                  condition(
-                    'Accepted',
-                    false,
-                    'Conflicted',
-                    `Unable to target RouteRule ${routeName}/${section}, another EnvoyExtensionPolicy has already attached to it`,
-                    gen,
-                  ),
-                );
-              }
-              continue;
-            }
-            claimed.set(key, p);
-            claimedRules.push({ route: rc, rule: section });
-            markAccepted(p, ancestors);
-            apply(
-              p,
-              rc.parents.flatMap((pc) => pc.irRoutes.filter((r) => r.origin.ruleName === section)),
-            );
-          } else {
-            const key = `route/${rc.kind}/${rc.route.metadata.namespace ?? ''}/${routeName}`;
-            if (claimed.has(key) && claimed.get(key) !== p) {
-              for (const a of ancestors) {
-                builder(p).set(
-                  a,
-                  condition(
-                    'Accepted',
-                    false,
-                    'Conflicted',
-                    `Unable to target ${rc.kind} ${routeName}, another EnvoyExtensionPolicy has already attached to it`,
-                    gen,
-                  ),
-                );
-              }
-              continue;
-            }
-            claimed.set(key, p);
-            claimedRoutes.push(rc);
-            routeClaims.push({ policy: p, route: rc });
-            markAccepted(p, ancestors);
-            apply(
-              p,
-              rc.parents.flatMap((pc) => pc.irRoutes),
-            );
-          }
-        } else if ((tier === 'listener' || tier === 'gateway') && target.gateway !== undefined) {
-          const gw = target.gateway;
-          const gwName = gw.gateway.metadata.name;
-          if (tier === 'listener') {
-            const section = target.ref.sectionName ?? '';
-            const ref = gatewayRef(gw, section);
-            const listener = gw.listeners.find((l) => l.spec.name === section);
-            if (listener === undefined) {
+      if ((tier === 'route' || tier === 'rule') && target.route !== undefined) {
+        const rc = target.route;
+        const routeName = rc.route.metadata.name;
+        const ancestors = routeAncestors(rc);
+        if (tier === 'rule') {
+          const section = target.ref.sectionName ?? '';
+          const hasRule = (rc.route.spec.rules ?? []).some((r) => r.name === section);
+          if (!hasRule) {
+            for (const a of ancestors) {
               builder(p).set(
-                ref,
+                a,
                 condition(
                   'Accepted',
                   false,
                   'TargetNotFound',
-                  `No section name ${section} found for Gateway ${gw.key}`,
+                  `No section name ${section} found for ${rc.kind} ${rc.route.metadata.namespace ?? ''}/${routeName}`,
                   gen,
                 ),
               );
-              continue;
             }
-            const key = `listener/${gw.key}/${section}`;
-            if (claimed.has(key) && claimed.get(key) !== p) {
-              builder(p).set(
-                ref,
-                condition(
-                  'Accepted',
-                  false,
-                  'Conflicted',
-                  `Unable to target Listener ${gwName}/${section}, another EnvoyExtensionPolicy has already attached to it`,
-                  gen,
-                ),
-              );
-              continue;
-            }
-            claimed.set(key, p);
-            claimedListeners.push(listener);
-            gatewayClaims.push({ policy: p, gateway: gw, listener });
-            markAccepted(p, [ref]);
-            apply(p, listener.ir?.routes ?? []);
-          } else {
-            const ref = gatewayRef(gw);
-            const key = `gateway/${gw.key}`;
-            if (claimed.has(key) && claimed.get(key) !== p) {
-              builder(p).set(
-                ref,
-                condition(
-                  'Accepted',
-                  false,
-                  'Conflicted',
-                  `Unable to target Gateway ${gwName}, another EnvoyExtensionPolicy has already attached to it`,
-                  gen,
-                ),
-              );
-              continue;
-            }
-            claimed.set(key, p);
-            gatewayClaims.push({ policy: p, gateway: gw });
-            markAccepted(p, [ref]);
-            apply(
-              p,
-              gw.listeners.flatMap((l) => l.ir?.routes ?? []),
-            );
+            continue;
           }
+          const key = `rule/${rc.kind}/${rc.route.metadata.namespace ?? ''}/${routeName}/${section}`;
+          if (claimed.has(key) && claimed.get(key) !== p) {
+            for (const a of ancestors) {
+              builder(p).set(
+                a,
+                condition(
+                  'Accepted',
+                  false,
+                  'Conflicted',
+                  `Unable to target RouteRule ${routeName}/${section}, another EnvoyExtensionPolicy has already attached to it`,
+                  gen,
+                ),
+              );
+            }
+            continue;
+          }
+          claimed.set(key, p);
+          claimedRules.push({ route: rc, rule: section });
+          markAccepted(p, ancestors);
+          apply(
+            p,
+            rc.parents.flatMap((pc) => pc.irRoutes.filter((r) => r.origin.ruleName === section)),
+          );
+        } else {
+          const key = `route/${rc.kind}/${rc.route.metadata.namespace ?? ''}/${routeName}`;
+          if (claimed.has(key) && claimed.get(key) !== p) {
+            for (const a of ancestors) {
+              builder(p).set(
+                a,
+                condition(
+                  'Accepted',
+                  false,
+                  'Conflicted',
+                  `Unable to target ${rc.kind} ${routeName}, another EnvoyExtensionPolicy has already attached to it`,
+                  gen,
+                ),
+              );
+            }
+            continue;
+          }
+          claimed.set(key, p);
+          claimedRoutes.push(rc);
+          routeClaims.push({ policy: p, route: rc });
+          markAccepted(p, ancestors);
+          apply(
+            p,
+            rc.parents.flatMap((pc) => pc.irRoutes),
+          );
+        }
+      } else if ((tier === 'listener' || tier === 'gateway') && target.gateway !== undefined) {
+        const gw = target.gateway;
+        const gwName = gw.gateway.metadata.name;
+        if (tier === 'listener') {
+          const section = target.ref.sectionName ?? '';
+          const ref = gatewayRef(gw, section);
+          const listener = gw.listeners.find((l) => l.spec.name === section);
+          if (listener === undefined) {
+            builder(p).set(
+              ref,
+              condition(
+                'Accepted',
+                false,
+                'TargetNotFound',
+                `No section name ${section} found for Gateway ${gw.key}`,
+                gen,
+              ),
+            );
+            continue;
+          }
+          const key = `listener/${gw.key}/${section}`;
+          if (claimed.has(key) && claimed.get(key) !== p) {
+            builder(p).set(
+              ref,
+              condition(
+                'Accepted',
+                false,
+                'Conflicted',
+                `Unable to target Listener ${gwName}/${section}, another EnvoyExtensionPolicy has already attached to it`,
+                gen,
+              ),
+            );
+            continue;
+          }
+          claimed.set(key, p);
+          claimedListeners.push(listener);
+          gatewayClaims.push({ policy: p, gateway: gw, listener });
+          markAccepted(p, [ref]);
+          apply(p, listener.ir?.routes ?? []);
+        } else {
+          const ref = gatewayRef(gw);
+          const key = `gateway/${gw.key}`;
+          if (claimed.has(key) && claimed.get(key) !== p) {
+            builder(p).set(
+              ref,
+              condition(
+                'Accepted',
+                false,
+                'Conflicted',
+                `Unable to target Gateway ${gwName}, another EnvoyExtensionPolicy has already attached to it`,
+                gen,
+              ),
+            );
+            continue;
+          }
+          claimed.set(key, p);
+          gatewayClaims.push({ policy: p, gateway: gw });
+          markAccepted(p, [ref]);
+          apply(
+            p,
+            gw.listeners.flatMap((l) => l.ir?.routes ?? []),
+          );
         }
       }
     }
