@@ -276,8 +276,8 @@ function translateExtProc(
       metadata: r.value.metadata,
     });
   }
-  const types = new Set(settings.map((s) => s.addressType));
-  if (types.has('FQDN') && types.size > 1)
+  const fqdn = settings.some((s) => s.addressType === 'FQDN');
+  if (fqdn && settings.some((s) => s.addressType !== 'FQDN'))
     return { ok: false, message: 'external service destinations having multiple endpoint types are not supported' };
   const first = refs[0];
   if (first === undefined) return { ok: false, message: 'no backendRefs found for external service' };

@@ -4,7 +4,6 @@
  * status writers stamp it when a condition actually changes.
  */
 import type { Condition, ParentReference } from '../api/types.js';
-import { Interner } from '../ir/lists.js';
 
 /** A status's parentRef/ancestorRef: the same shape as a spec ParentReference. */
 export type ParentRefStatus = ParentReference;
@@ -60,9 +59,14 @@ export type ResourceStatus =
       readonly status: { readonly conditions: readonly Condition[] };
     };
 
-const conditions = new Interner<Condition>();
+/**
+ * Conditions already made, by message: a route's or policy's conditions are mostly the same few
+ * (`Route is accepted`, …), so equal ones are one shared object (statuses are never mutated).
+ * Looked up without building a key; bounded like an Interner.
+ */
+const byMessage = new Map<string, Condition[]>();
+const MAX_MESSAGES = 4096;
 
-/** A condition; equal ones are one shared object (statuses are never mutated). */
 export function condition(
   type: string,
   status: boolean,
@@ -70,16 +74,25 @@ export function condition(
   message: string,
   observedGeneration?: number,
 ): Condition {
-  const make = (): Condition => ({
-    type,
-    status: status ? 'True' : 'False',
-    reason,
-    message,
-    ...(observedGeneration === undefined ? {} : { observedGeneration }),
-  });
-  // Long messages (lists of errors) are rarely repeated: not worth a key.
-  if (message.length > 256) return make();
-  return conditions.get(`${type}|${String(status)}|${reason}|${observedGeneration ?? ''}|${message}`, make);
+  const s = status ? 'True' : 'False';
+  let list = byMessage.get(message);
+  if (list !== undefined) {
+    for (const c of list) {
+      if (c.type === type && c.status === s && c.reason === reason && c.observedGeneration === observedGeneration)
+        return c;
+    }
+  }
+  const c: Condition =
+    observedGeneration === undefined
+      ? { type, status: s, reason, message }
+      : { type, status: s, reason, message, observedGeneration };
+  if (list === undefined) {
+    if (byMessage.size >= MAX_MESSAGES) byMessage.clear();
+    byMessage.set(message, (list = []));
+  }
+  // A few variants per message at most (generations); do not let one message grow without end.
+  if (list.length < 16) list.push(c);
+  return c;
 }
 
 /** Conditions keyed by type: setting one replaces the earlier condition of that type in place. */
