@@ -69,13 +69,39 @@ function policyName(p: EnvoyExtensionPolicy): string {
   return `envoyextensionpolicy/${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
 }
 
+type WasmRequestResult = { ok: true; request: WasmModuleRequest } | { ok: false; message: string };
+
+/**
+ * Per snapshot and policy object, the requests of its wasm entries by index: the module cache's
+ * collection (wasmModuleRequests) and the translation of the same snapshot ask for the same ones.
+ */
+const wasmRequestMemo = new WeakMap<object, WeakMap<EnvoyExtensionPolicy, WasmRequestResult[]>>();
+
 /** The module-cache request for one wasm entry, or the error that prevents asking. */
 export function wasmRequest(
   ctx: Pick<TranslationContext, 'snapshot'>,
   policy: EnvoyExtensionPolicy,
   index: number,
   wasm: WasmSpec,
-): { ok: true; request: WasmModuleRequest } | { ok: false; message: string } {
+): WasmRequestResult {
+  let bySnapshot = wasmRequestMemo.get(ctx.snapshot);
+  if (bySnapshot === undefined) {
+    bySnapshot = new WeakMap<EnvoyExtensionPolicy, WasmRequestResult[]>();
+    wasmRequestMemo.set(ctx.snapshot, bySnapshot);
+  }
+  let list = bySnapshot.get(policy);
+  if (list === undefined) bySnapshot.set(policy, (list = []));
+  let r = list[index];
+  if (r === undefined) list[index] = r = buildWasmRequest(ctx, policy, index, wasm);
+  return r;
+}
+
+function buildWasmRequest(
+  ctx: Pick<TranslationContext, 'snapshot'>,
+  policy: EnvoyExtensionPolicy,
+  index: number,
+  wasm: WasmSpec,
+): WasmRequestResult {
   const ns = policy.metadata.namespace ?? 'default';
   const code = wasm.code;
   const from = { group: EG_GROUP, kind: KIND, namespace: ns };
