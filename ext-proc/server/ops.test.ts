@@ -232,6 +232,29 @@ describe('listen addresses', () => {
   });
 });
 
+describe('grpc-js options', () => {
+  // Channelz records calls only for a server registered with it; GetServer answers NOT_FOUND otherwise.
+  const registered = (s: ExtProcServer): Promise<boolean> =>
+    new Promise((resolve) => {
+      const handlers = grpc.getChannelzHandlers() as unknown as Record<
+        string,
+        (call: { request: { server_id: string } }, cb: (e: { code?: number } | null) => void) => void
+      >;
+      handlers['GetServer']?.({ request: { server_id: String(s.grpc.getChannelzRef().id) } }, (e) =>
+        resolve(e === null),
+      );
+    });
+
+  it.each([
+    ['off by default (envext serves no channelz service)', undefined, false],
+    ["on again with grpcOptions 'grpc.enable_channelz': 1", { 'grpc.enable_channelz': 1 }, true],
+  ] as const)('channelz is %s', async (_name, grpcOptions, expected) => {
+    const s = server(grpcOptions === undefined ? {} : { grpcOptions });
+    await s.listen('127.0.0.1:0');
+    expect(await registered(s)).toBe(expected);
+  });
+});
+
 describe('TLS and mTLS', () => {
   let pki = '';
   beforeAll(() => {

@@ -63,7 +63,10 @@ export interface ExtProcServerOptions<S = Record<string, unknown>> {
   readonly logger?: Logger;
   /** Collect Prometheus metrics (default true). */
   readonly metrics?: boolean;
-  /** Extra grpc-js server options. */
+  /**
+   * Extra grpc-js server options, applied over envext's (`grpc.enable_channelz` is 0 unless set
+   * here: envext serves no channelz service).
+   */
   readonly grpcOptions?: grpc.ServerOptions;
 }
 
@@ -240,6 +243,12 @@ export class ExtProcServer {
     this.grpc = new grpc.Server({
       // grpc-js enforces a hard cap well above ours; below it, the stream reports the clear error.
       'grpc.max_receive_message_length': maxMessageBytes * 2 + 64 * 1024,
+      // Channelz is grpc-js's bookkeeping for the channelz admin service, which envext does not
+      // serve: a tracker object with five closures per call and a Date.now() per message sent and
+      // received, readable by nobody. Off unless grpcOptions turns it on ('grpc.enable_channelz': 1).
+      // Measured (ext-proc bench server, UDS, N = 16, 8 interleaved pairs): 3-8 % less server CPU
+      // per request, in every pair.
+      'grpc.enable_channelz': 0,
       ...options.grpcOptions,
       interceptors: [...(options.grpcOptions?.interceptors ?? []), direct],
     });

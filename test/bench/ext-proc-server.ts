@@ -1,7 +1,8 @@
 /**
  * A server under test for ext-proc.bench.ts, run in its own process so its CPU time can be read
- * from /proc: `node --import tsx ext-proc-server.ts KIND SOCKET_PATH`, binding the Unix socket and
- * 127.0.0.1:0, then printing `READY <tcp port>`.
+ * from /proc: `node ext-proc-server.js KIND SOCKET_PATH` (compiled by the bench; from source,
+ * `node --import tsx ext-proc-server.ts …`), binding the Unix socket and 127.0.0.1:0, then printing
+ * `READY <tcp port>`.
  *
  * KIND:
  * - `bare`: the baseline, a bare grpc-js + @grpc/proto-loader server answering every message with

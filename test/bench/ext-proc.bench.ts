@@ -9,10 +9,20 @@
  * Debian's `libgrpc++-dev`, `protobuf-compiler-grpc`, `pkg-config` and `g++`. Those are only for
  * this benchmark, not for the test suite.
  *
+ * The three servers run the same way: compiled JavaScript (`compiledBench`, as envext runs from
+ * dist/; under tsx the TypeScript side, the framework and the handlers, also pays esbuild's
+ * keepNames wrappers, grpc-js does not) under plain `node` with the flags and environment envext's
+ * executable starts with (common/runtime.ts: NODE_FLAGS, NODE_ENV).
+ *
  * Each server first gets 4 s of load to warm up its JIT. Then every point gets EXT_PROC_BENCH_WARMUP s
  * (default 0.5) of warm-up and EXT_PROC_BENCH_SECONDS s (default 2) measured, and the whole matrix is
- * repeated EXT_PROC_BENCH_REPEAT times (default 3), interleaved; medians are reported. The three
- * servers run side by side and are measured one after the other per point, so drift on a shared
+ * repeated EXT_PROC_BENCH_REPEAT times (default 3), interleaved; medians are reported. At N = 1 a
+ * run's CPU per request swings by ±15-20 % on this kind of VM with nothing else running (every
+ * request sleeps and wakes the server three times; the cost of a wake-up depends on where the
+ * scheduler puts the two processes), so N = 1 points, which are cheap, are measured
+ * EXT_PROC_BENCH_N1_RUNS times (default 3) per repetition, interleaved across the servers like the
+ * rest. The three servers run side by side and are measured one after the other per point, in an
+ * order that rotates from one round to the next (no server is always first), so drift on a shared
  * machine hits all three alike. Server CPU is utime+stime of the server process from /proc over the
  * measured window; the load generator also reports the cores everything else on the machine used
  * in that window ("other"), and a run where that exceeds EXT_PROC_BENCH_QUIET cores (default 0.15)
@@ -25,7 +35,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { report, round } from './lib.js';
+import { NODE_ENV, NODE_FLAGS } from '../../common/runtime.js';
+import { compiledBench, report, round } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -42,6 +53,11 @@ const WARMUP = Number(process.env['EXT_PROC_BENCH_WARMUP'] ?? '0.5');
 const REPEAT = Number(process.env['EXT_PROC_BENCH_REPEAT'] ?? '3');
 const QUIET = Number(process.env['EXT_PROC_BENCH_QUIET'] ?? '0.15');
 const RETRIES = Number(process.env['EXT_PROC_BENCH_RETRIES'] ?? '4');
+const N1_RUNS = Math.max(1, Number(process.env['EXT_PROC_BENCH_N1_RUNS'] ?? '3'));
+/** How every server runs (the same for all three). */
+const RUNTIME = `node ${NODE_FLAGS.join(' ')} with ${Object.entries(NODE_ENV)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(' ')}, compiled JavaScript`;
 
 // Servers started by this run; killed on any exit so no orphan keeps a pipe (or a core) busy.
 const children: ChildProcess[] = [];
@@ -122,10 +138,12 @@ interface Server {
   readonly tcp: string;
 }
 
-function startServer(kind: Kind, dir: string): Promise<Server> {
+function startServer(kind: Kind, dir: string, script: string): Promise<Server> {
   const uds = join(dir, `${kind}.sock`);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'ext-proc-server.ts'), kind, uds], {
+  // Every server alike, as envext runs: compiled JavaScript, envext's Node flags and environment.
+  const child = spawn(process.execPath, [...NODE_FLAGS, script, kind, uds], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...NODE_ENV },
   });
   children.push(child);
   return new Promise((resolve, reject) => {
@@ -215,15 +233,23 @@ function quietPoint(loadgen: string, s: Server, transport: 'uds' | 'tcp', n: num
 
 const loadgen = buildLoadgen();
 const dir = mkdtempSync(join(tmpdir(), 'envext-xp-bench-'));
-const servers = await Promise.all(KINDS.map((k) => startServer(k, dir)));
+const serverScript = compiledBench(join(here, 'ext-proc-server.ts'));
+const servers = await Promise.all(KINDS.map((k) => startServer(k, dir, serverScript)));
 const loadBefore = loadavg();
 const runs: Point[] = [];
 try {
   for (const s of servers) runPoint(loadgen, s, 'uds', 16, 2, 2); // JIT warm-up, not reported
+  let turn = 0;
   for (let rep = 0; rep < REPEAT; rep++) {
     for (const transport of TRANSPORTS) {
       for (const n of CONCURRENCY) {
-        for (const s of servers) runs.push(quietPoint(loadgen, s, transport, n));
+        for (let k = 0; k < (n === 1 ? N1_RUNS : 1); k++, turn++) {
+          // Rotated order: bare, passthrough, mutate; then passthrough, mutate, bare; …
+          for (let i = 0; i < servers.length; i++) {
+            const s = servers[(i + turn) % servers.length] as Server;
+            runs.push(quietPoint(loadgen, s, transport, n));
+          }
+        }
       }
     }
   }
@@ -297,7 +323,7 @@ const ratios = TRANSPORTS.flatMap((transport) =>
 
 // The table, for people (stderr keeps stdout to the one JSON line).
 const pad = (v: string | number, w: number): string => String(v).padStart(w);
-let table = `\next-proc: median of ${REPEAT} runs; req/s (min–max), per-message p50/p99 µs, server CPU µs/request, ratios vs bare — ${SECONDS}s per run after ${WARMUP}s warm-up\n`;
+let table = `\next-proc: median of ${REPEAT} runs (${REPEAT * N1_RUNS} at N = 1); ${RUNTIME}; req/s (min–max), per-message p50/p99 µs, server CPU µs/request, ratios vs bare — ${SECONDS}s per run after ${WARMUP}s warm-up\n`;
 table += `${'transport'.padEnd(9)} ${pad('N', 4)} ${'server'.padEnd(12)} ${pad('req/s (min–max)', 21)} ${pad('p50', 7)} ${pad('p99', 7)} ${pad('cpu µs', 7)} ${pad('cores', 5)} ${pad('other', 5)} ${pad('errors', 6)}  ${'vs bare'}\n`;
 for (const p of points) {
   const r = ratios.find((x) => x.kind === p.kind && x.transport === p.transport && x.concurrency === p.concurrency);
@@ -316,6 +342,9 @@ report('ext-proc', {
   loadgen: 'gRPC C++ callback API (test/bench/ext-proc-loadgen)',
   secondsPerRun: SECONDS,
   repetitions: REPEAT,
+  runsPerRepetitionAtN1: N1_RUNS,
+  serverOrder: 'rotates from one round to the next',
+  runtime: `${RUNTIME} (tsc -p tsconfig.bench.json → .bench-dist/), the same for every server, as envext runs (common/runtime.ts)`,
   warmupSeconds: WARMUP,
   cpus: cpus().length,
   loadAverageBefore: loadBefore.map((x) => round(x, 2)),
