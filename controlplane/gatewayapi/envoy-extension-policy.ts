@@ -737,6 +737,22 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
     }
   };
 
+  /**
+   * Claims a scope (`rule/…`, `route/…`, `listener/…`, `gateway/…`) for `p`. When another policy
+   * of the same tier holds it already, `p` is Conflicted on `refs` and does not attach there.
+   */
+  const claim = (p: EnvoyExtensionPolicy, key: string, refs: readonly ParentRefStatus[], target: string): boolean => {
+    const holder = claimed.get(key);
+    if (holder !== undefined && holder !== p) {
+      const message = `Unable to target ${target}, another EnvoyExtensionPolicy has already attached to it`;
+      for (const ref of refs)
+        builder(p).set(ref, condition('Accepted', false, 'Conflicted', message, p.metadata.generation));
+      return false;
+    }
+    claimed.set(key, p);
+    return true;
+  };
+
   const tiers: Tier[] = ['rule', 'route', 'listener', 'gateway'];
   for (const tier of tiers) {
     for (const { policy: p, target } of targetsByTier[tier]) {
@@ -764,22 +780,7 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
             continue;
           }
           const key = `rule/${rc.kind}/${rc.route.metadata.namespace ?? ''}/${routeName}/${section}`;
-          if (claimed.has(key) && claimed.get(key) !== p) {
-            for (const a of ancestors) {
-              builder(p).set(
-                a,
-                condition(
-                  'Accepted',
-                  false,
-                  'Conflicted',
-                  `Unable to target RouteRule ${routeName}/${section}, another EnvoyExtensionPolicy has already attached to it`,
-                  gen,
-                ),
-              );
-            }
-            continue;
-          }
-          claimed.set(key, p);
+          if (!claim(p, key, ancestors, `RouteRule ${routeName}/${section}`)) continue;
           claimedRules.push({ route: rc, rule: section });
           markAccepted(p, ancestors);
           apply(
@@ -788,22 +789,7 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
           );
         } else {
           const key = `route/${rc.kind}/${rc.route.metadata.namespace ?? ''}/${routeName}`;
-          if (claimed.has(key) && claimed.get(key) !== p) {
-            for (const a of ancestors) {
-              builder(p).set(
-                a,
-                condition(
-                  'Accepted',
-                  false,
-                  'Conflicted',
-                  `Unable to target ${rc.kind} ${routeName}, another EnvoyExtensionPolicy has already attached to it`,
-                  gen,
-                ),
-              );
-            }
-            continue;
-          }
-          claimed.set(key, p);
+          if (!claim(p, key, ancestors, `${rc.kind} ${routeName}`)) continue;
           claimedRoutes.push(rc);
           routeClaims.push({ policy: p, route: rc });
           markAccepted(p, ancestors);
@@ -833,20 +819,7 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
             continue;
           }
           const key = `listener/${gw.key}/${section}`;
-          if (claimed.has(key) && claimed.get(key) !== p) {
-            builder(p).set(
-              ref,
-              condition(
-                'Accepted',
-                false,
-                'Conflicted',
-                `Unable to target Listener ${gwName}/${section}, another EnvoyExtensionPolicy has already attached to it`,
-                gen,
-              ),
-            );
-            continue;
-          }
-          claimed.set(key, p);
+          if (!claim(p, key, [ref], `Listener ${gwName}/${section}`)) continue;
           claimedListeners.push(listener);
           gatewayClaims.push({ policy: p, gateway: gw, listener });
           markAccepted(p, [ref]);
@@ -854,20 +827,7 @@ export function translateEnvoyExtensionPolicies(ctx: TranslationContext): Map<st
         } else {
           const ref = gatewayRef(gw);
           const key = `gateway/${gw.key}`;
-          if (claimed.has(key) && claimed.get(key) !== p) {
-            builder(p).set(
-              ref,
-              condition(
-                'Accepted',
-                false,
-                'Conflicted',
-                `Unable to target Gateway ${gwName}, another EnvoyExtensionPolicy has already attached to it`,
-                gen,
-              ),
-            );
-            continue;
-          }
-          claimed.set(key, p);
+          if (!claim(p, key, [ref], `Gateway ${gwName}`)) continue;
           gatewayClaims.push({ policy: p, gateway: gw });
           markAccepted(p, [ref]);
           apply(
