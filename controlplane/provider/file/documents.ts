@@ -293,7 +293,10 @@ function placeProblems(parsed: ParsedText, file: string, firstLine: number): Pro
  * marker starts adds nothing.
  */
 function parsePiece(text: string, followed: boolean): ParsedText {
-  return parseText(followed ? `${text}---` : text);
+  // Without a problem the marker changes nothing, so the piece is parsed as it is first: the
+  // values' strings are then slices of the text the entry keeps anyway, not of a second copy.
+  const alone = parseText(text);
+  return followed && alone.problems.length > 0 ? parseText(`${text}---`) : alone;
 }
 
 /** Parses a YAML stream in one go (the reference the per-document reading must equal). */
