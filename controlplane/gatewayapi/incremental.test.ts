@@ -2,8 +2,9 @@
  * The incremental path (incremental.ts) must give exactly what a full translation gives. Every
  * golden input (ours and Envoy Gateway's conformance cases) goes through a seeded random walk of
  * route edits — paths, match types, header matches, backends (valid, missing, another route's),
- * header filters, no-op copies, several routes at once — mixed with edits the incremental path
- * must refuse (hostnames, parentRefs, rule names, policy edits, deletions). After every step the
+ * header filters, no-op copies, several routes at once — and routes added (older, newer or as old
+ * as the rest) and deleted, mixed with edits the incremental path must refuse (hostnames,
+ * parentRefs, rule names, policy edits, routes a policy names). After every step the
  * cached result equals a fresh translation without a cache, and so does the xDS stage with the
  * memo a serve loop keeps.
  */
@@ -42,6 +43,8 @@ const rulesOf = (r: Draft): Json[] => {
 const pick = <T>(list: readonly T[], rnd: () => number): T | undefined => list[Math.floor(rnd() * list.length)];
 
 let step = 0;
+/** Steps that added or deleted a route and took the incremental path. */
+let addsAndDeletes = 0;
 /** Edits the incremental path takes. */
 const routeEdits: Edit[] = [
   (r, rnd) => {
@@ -106,14 +109,25 @@ function walk(start: ResourceSnapshot, seed: number, steps: number): { increment
     if (routes.length === 0) break;
     const b = builderFrom(snapshot);
     const roll = rnd();
-    if (roll < 0.03) {
-      // A new route: a copy of another under a new name.
+    let addOrDelete = false;
+    if (roll < 0.1) {
+      // A new route: a copy of another under a new name, created at the same time, before every
+      // other route or after them (so it lands anywhere in route order).
       const [kind, r] = pick(routes, rnd) ?? routes[0]!;
       const copy = structuredClone(r);
-      (copy.metadata as { name: string }).name = `added-${step}`;
+      const meta = copy.metadata as { name: string; creationTimestamp?: string };
+      meta.name = `added-${step}`;
+      const when = rnd();
+      if (when < 0.3) meta.creationTimestamp = '2000-01-01T00:00:00Z';
+      else if (when < 0.6) meta.creationTimestamp = '2100-01-01T00:00:00Z';
       if (kind === 'HTTPRoute') b.put(kind, copy as HTTPRoute);
       else b.put(kind, copy as GRPCRoute);
-    } else if (roll < 0.09) {
+      addOrDelete = true;
+    } else if (roll < 0.14) {
+      const [kind, r] = pick(routes, rnd) ?? routes[0]!;
+      b.delete(kind, r.metadata.namespace, r.metadata.name);
+      addOrDelete = true;
+    } else if (roll < 0.18) {
       // A policy edit (a new object) or a route deletion.
       const policy = pick([...snapshot.resources.EnvoyExtensionPolicy.values()], rnd);
       if (policy !== undefined && rnd() < 0.5) {
@@ -128,7 +142,7 @@ function walk(start: ResourceSnapshot, seed: number, steps: number): { increment
         b.delete(kind, r.metadata.namespace, r.metadata.name);
       }
     } else {
-      const edits = roll < 0.18 ? attachmentEdits : routeEdits;
+      const edits = roll < 0.27 ? attachmentEdits : routeEdits;
       const count = rnd() < 0.2 ? 2 : 1;
       for (let c = 0; c < count; c++) {
         const [kind, r] = pick(routes, rnd) ?? routes[0]!;
@@ -140,7 +154,9 @@ function walk(start: ResourceSnapshot, seed: number, steps: number): { increment
       }
     }
     snapshot = b.build(i + 1);
+    const incrementalBefore = cache.stats.incremental;
     const cached = translateGatewayApi(snapshot, { wasmModules, cache });
+    if (addOrDelete && cache.stats.incremental > incrementalBefore) addsAndDeletes++;
     expect(cached, `step ${step}`).toEqual(translateGatewayApi(snapshot, { wasmModules }));
     // The xDS stage with its memo (kept across steps, as serve keeps it) gives the same resources.
     for (const ir of cached.ir.values()) expect(translateXds(ir, xdsMemo), `step ${step}`).toEqual(translateXds(ir));
@@ -159,8 +175,9 @@ describe('incremental translation of route edits', () => {
       totals.full += stats.full;
     },
   );
-  it('took the incremental path for most steps', () => {
+  it('took the incremental path for most steps, route additions and deletions included', () => {
     // Guards the property test itself: it must exercise the path it checks.
     expect(totals.incremental).toBeGreaterThan(totals.full);
+    expect(addsAndDeletes).toBeGreaterThan(50);
   });
 });
