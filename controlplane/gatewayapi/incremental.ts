@@ -277,27 +277,34 @@ export function translateRouteEdits(
     addedKeys.set(s, k);
   }
   addedStatuses.sort((a, b) => cmp(addedKeys.get(a)!, addedKeys.get(b)!));
+  // Where each added status goes: a binary search in the previous route statuses (contiguous,
+  // after the Gateways; where they would be when there are none).
+  const prev = previous.result.statuses;
+  let lo = 0;
+  while (lo < prev.length && (prev[lo]!.kind === 'GatewayClass' || prev[lo]!.kind === 'Gateway')) lo++;
+  let hi = lo;
+  while (hi < prev.length && isRouteStatus(prev[hi]!)) hi++;
+  const insertAt: number[] = [];
+  for (const a of addedStatuses) {
+    const key = addedKeys.get(a)!;
+    let l = lo;
+    let h = hi;
+    while (l < h) {
+      const mid = (l + h) >> 1;
+      const k = statusKey(prev[mid]!);
+      if (k === undefined) return undefined;
+      if (cmp(k, key) < 0) l = mid + 1;
+      else h = mid;
+    }
+    insertAt.push(l);
+  }
   let replaced = 0;
   let next = 0;
   const newStatuses: ResourceStatus[] = [];
-  /** Adds the added statuses that sort before `before` (all that are left when undefined). */
-  const flushAdded = (before: ResourceStatus | undefined): boolean => {
-    const limit = before === undefined ? undefined : statusKey(before);
-    if (before !== undefined && limit === undefined) return false;
-    while (next < addedStatuses.length && (limit === undefined || cmp(addedKeys.get(addedStatuses[next]!)!, limit) < 0))
-      newStatuses.push(addedStatuses[next++]!);
-    return true;
-  };
-  let routesSeen = false;
-  for (const s of previous.result.statuses) {
-    if (isRouteStatus(s)) {
-      routesSeen = true;
-      if (next < addedStatuses.length && !flushAdded(s)) return undefined;
-    } else if (routesSeen || (s.kind !== 'GatewayClass' && s.kind !== 'Gateway')) {
-      // Past the route statuses (or where they would be): the rest of the added ones.
-      flushAdded(undefined);
-      routesSeen = true;
-    }
+  for (let at = 0; at <= prev.length; at++) {
+    while (next < addedStatuses.length && insertAt[next] === at) newStatuses.push(addedStatuses[next++]!);
+    const s = prev[at];
+    if (s === undefined) break;
     if (s.kind === 'Gateway' && gateways !== undefined) {
       newStatuses.push(gateways(s) ?? s);
       continue;
@@ -308,11 +315,10 @@ export function translateRouteEdits(
     }
     if (deleted.has(statusId(s)) && !changed.has(statusId(s))) continue; // a deleted route's
     const now = statuses.get(statusId(s));
-    replaced++;
-    newStatuses.push(now ?? s);
     if (now === undefined) return undefined; // had a status, has none now: not a plain edit
+    replaced++;
+    newStatuses.push(now);
   }
-  flushAdded(undefined);
   if (replaced !== statuses.size || next !== addedStatuses.length) return undefined;
 
   // IR: each listener's translation-order list with the changed routes' segments replaced, the
@@ -339,27 +345,35 @@ export function translateRouteEdits(
           if (added.has(id)) addedHere.push(id);
         } else g.push(r);
       }
+      // Where each added route's IR routes go: before the first route that comes after it in
+      // route order (a binary search; each route's IR routes are contiguous, in route order).
+      const insertAt: number[] = [];
+      for (const a of addedHere) {
+        const key = order(a)!;
+        let l = 0;
+        let h = before.length;
+        while (l < h) {
+          const mid = (l + h) >> 1;
+          const m = before[mid]!.metadata;
+          const k = order(routeId(m.kind, m.namespace, m.name));
+          if (k === undefined) return undefined;
+          if (k < key) l = mid + 1;
+          else h = mid;
+        }
+        insertAt.push(l);
+      }
       const out: HttpRoute[] = [];
       const placed = new Set<string>();
-      let touched = false;
+      let touched = addedHere.length > 0;
       let nextAdded = 0;
-      let segment = '';
-      for (const r of before) {
-        // Added routes go before the first route that comes after them in route order.
-        if (nextAdded < addedHere.length) {
-          const id = routeId(r.metadata.kind, r.metadata.namespace, r.metadata.name);
-          if (id !== segment) {
-            segment = id;
-            const at = order(id);
-            if (at === undefined) return undefined;
-            while (nextAdded < addedHere.length && order(addedHere[nextAdded]!)! < at) {
-              const a = addedHere[nextAdded++]!;
-              out.push(...groups.get(a)!);
-              placed.add(a);
-              touched = true;
-            }
-          }
+      for (let at = 0; at <= before.length; at++) {
+        while (nextAdded < addedHere.length && insertAt[nextAdded] === at) {
+          const a = addedHere[nextAdded++]!;
+          for (const r of groups.get(a)!) out.push(r);
+          placed.add(a);
         }
+        const r = before[at];
+        if (r === undefined) break;
         // Names first: no id string per unchanged route.
         const id = changedNames.has(r.metadata.name)
           ? routeId(r.metadata.kind, r.metadata.namespace, r.metadata.name)
@@ -375,14 +389,8 @@ export function translateRouteEdits(
           if (deleted.has(id) && !changed.has(id)) continue; // a deleted route's
           return undefined; // had routes here, has none now: not a plain edit
         }
-        out.push(...g);
+        for (const x of g) out.push(x);
         placed.add(id);
-      }
-      while (nextAdded < addedHere.length) {
-        const a = addedHere[nextAdded++]!;
-        out.push(...groups.get(a)!);
-        placed.add(a);
-        touched = true;
       }
       if (placed.size !== groups.size) return undefined; // routes where it had none
       if (!touched) continue;

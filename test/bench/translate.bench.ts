@@ -172,6 +172,15 @@ function measureSize(n: number): Record<string, unknown> {
     translateAll(b.build(1), memo);
   };
   const changeMs = best(5, change);
+  // One route added (no policy names it yet), each on top of the last, with the same memo.
+  let grown = snapshot;
+  translateAll(grown, memo);
+  const addMs = best(5, () => {
+    const b = builderFrom(grown);
+    b.add(route(n + k, `/added-${k++}`), 'bench#add');
+    grown = b.build(1);
+    translateAll(grown, memo);
+  });
   const changeNoCacheMs = best(3, () => {
     const b = builderFrom(snapshot);
     b.add(route(7, `/changed-${k++}`), 'bench#change');
@@ -189,6 +198,7 @@ function measureSize(n: number): Record<string, unknown> {
     warmTranslateMs: warmMs,
     oneRouteChangeMs: changeMs,
     oneRouteChangeNoCacheMs: changeNoCacheMs,
+    oneRouteAddMs: addMs,
     incremental: memo.cache.stats,
     encodeAllMs: encodeMs,
     resources: counts,
@@ -250,7 +260,7 @@ if (process.argv[2] === '--size') {
   };
   for (const n of [1000, 5000]) results.push({ ...run(n, 'time'), ...run(n, 'memory') });
   report('translate', {
-    note: "translate = translateGatewayApi + translateXds (no encoding), after the Wasm modules were resolved (the module cache's part, here Envoy Gateway's deterministic mock: not timed); one-route change = new snapshot with one HTTPRoute edited (builderFrom + add + build), both stages again with the memo a provider keeps (and without, for comparison); baseline = validating the input into a snapshot; RSS in a process of its own after GC, holding the snapshot and the memo with the last translation (a full one, then one route change)",
+    note: "translate = translateGatewayApi + translateXds (no encoding), after the Wasm modules were resolved (the module cache's part, here Envoy Gateway's deterministic mock: not timed); one-route change = new snapshot with one HTTPRoute edited (builderFrom + add + build), both stages again with the memo a provider keeps (and without, for comparison); one-route add = the same with a new HTTPRoute no policy names; baseline = validating the input into a snapshot; RSS in a process of its own after GC, holding the snapshot and the memo with the last translation (a full one, then one route change)",
     runtime: `compiled JavaScript, node ${NODE_FLAGS.join(' ')} with ${Object.entries(NODE_ENV)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')} (as envext runs from dist/: common/runtime.ts)`,

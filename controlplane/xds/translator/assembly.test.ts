@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../test/seeded-random.js';
 import { SortedByName, Union } from './assembly.js';
 
 interface Item {
@@ -32,11 +33,12 @@ describe('Union + SortedByName', () => {
   it('reports replaced names without a reorder, and names that came or went', () => {
     const u = new Union<Key, Item>((k) => k.parts);
     const one = key({ name: 'x', v: 1 });
-    expect(u.update([one])).toEqual({ namesChanged: true, replaced: [] });
-    expect(u.update([one])).toEqual({ namesChanged: false, replaced: [] });
-    expect(u.update([key(one.parts[0]!)])).toEqual({ namesChanged: false, replaced: [] }); // a new contributor, same value
-    expect(u.update([key({ name: 'x', v: 2 })])).toEqual({ namesChanged: false, replaced: ['x'] });
-    expect(u.update([])).toEqual({ namesChanged: true, replaced: [] });
+    const none = { addedNames: [], removedNames: [] };
+    expect(u.update([one])).toEqual({ namesChanged: true, addedNames: ['x'], removedNames: [], replaced: [] });
+    expect(u.update([one])).toEqual({ namesChanged: false, ...none, replaced: [] });
+    expect(u.update([key(one.parts[0]!)])).toEqual({ namesChanged: false, ...none, replaced: [] }); // a new contributor, same value
+    expect(u.update([key({ name: 'x', v: 2 })])).toEqual({ namesChanged: false, ...none, replaced: ['x'] });
+    expect(u.update([])).toEqual({ namesChanged: true, addedNames: [], removedNames: ['x'], replaced: [] });
   });
 
   it('never keeps the value of a contributor that left', () => {
@@ -45,7 +47,7 @@ describe('Union + SortedByName', () => {
     const second = key({ name: 'a', v: 2 });
     u.update([first, second]);
     expect(u.entries.get('a')?.value.v).toBe(1);
-    expect(u.update([second])).toEqual({ namesChanged: false, replaced: ['a'] });
+    expect(u.update([second])).toMatchObject({ namesChanged: false, replaced: ['a'] });
     expect(u.entries.get('a')?.value.v).toBe(2);
   });
 
@@ -58,5 +60,34 @@ describe('Union + SortedByName', () => {
       { name: 'a', v: 1 },
       { name: 'b', v: 7 },
     ]);
+  });
+
+  it('keeps the list sorted through random adds, removals and replacements (spliced, not re-sorted)', () => {
+    const rnd = seededRandom(20261122);
+    const pool: Key[] = [];
+    for (let i = 0; i < 300; i++) {
+      const names = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => `n${Math.floor(rnd() * 400)}`);
+      pool.push(key(...names.map((name) => ({ name, v: Math.floor(rnd() * 2) }))));
+    }
+    const u = new Union<Key, Item>((k) => k.parts);
+    const sorted = new SortedByName<Item>();
+    let live = pool.slice(0, 150);
+    for (let step = 0; step < 200; step++) {
+      const r = rnd();
+      if (r < 0.4) live = [...live, pool[Math.floor(rnd() * pool.length)]!];
+      else if (r < 0.8 && live.length > 0) live = live.filter((_, i) => i !== Math.floor(rnd() * live.length));
+      else live = live.map((k) => (rnd() < 0.02 ? pool[Math.floor(rnd() * pool.length)]! : k));
+      const keys = [...new Set(live)];
+      const list = sorted.update(u, u.update(keys));
+      // Names several contributors share keep one contributor's value: compare names and the
+      // union's own values.
+      expect(
+        list.map((x) => x.name),
+        `step ${step}`,
+      ).toEqual(fresh(keys).map((x) => x.name));
+      expect(list, `step ${step}`).toEqual(
+        [...u.entries.values()].map((e) => e.value).sort((a, b) => (a.name < b.name ? -1 : 1)),
+      );
+    }
   });
 });

@@ -20,6 +20,9 @@ interface Entry<K, T> {
 export interface UnionChange {
   /** Names that appeared or disappeared: an order built from names must be redone. */
   readonly namesChanged: boolean;
+  /** The names that appeared, and those that disappeared (each at most once). */
+  readonly addedNames: readonly string[];
+  readonly removedNames: readonly string[];
   /** Names that stayed but whose value is now another object. */
   readonly replaced: readonly string[];
 }
@@ -53,7 +56,7 @@ export class Union<K extends object, T extends { readonly name: string }> {
       }
     }
     const replaced: string[] = [];
-    let added = false;
+    const addedNames: string[] = [];
     for (const k of now) {
       if (this.contributors.has(k)) continue;
       for (const value of this.partsOf(k)) {
@@ -64,7 +67,7 @@ export class Union<K extends object, T extends { readonly name: string }> {
           continue;
         }
         this.entries.set(name, { value, owner: k, count: 1 });
-        if (!removedNames.has(name)) added = true;
+        if (!removedNames.has(name)) addedNames.push(name);
         else if (removedNames.get(name) !== value) replaced.push(name);
         removedNames.delete(name);
       }
@@ -86,39 +89,69 @@ export class Union<K extends object, T extends { readonly name: string }> {
       }
     }
     this.contributors = now;
-    return { namesChanged: added || removedNames.size > 0, replaced };
+    return {
+      namesChanged: addedNames.length > 0 || removedNames.size > 0,
+      addedNames,
+      removedNames: [...removedNames.keys()],
+      replaced,
+    };
   }
 }
 
 /**
- * A list sorted by name, kept in step with a Union: rebuilt and sorted when names came or went,
- * otherwise the previous list with replaced values swapped in at their positions.
+ * A list sorted by name, kept in step with a Union: the previous list with removed names taken
+ * out, added names put in at their places and replaced values swapped in (a new array each time:
+ * the previous one may still be someone's result); rebuilt and sorted when the change is large.
  */
 export class SortedByName<T extends { readonly name: string }> {
   private list: T[] = [];
 
   update<K extends object>(union: Union<K, T>, change: UnionChange): T[] {
-    const replace = (): boolean => {
-      if (change.replaced.length === 0) return true;
+    const edit = (): T[] | undefined => {
+      const moved = change.addedNames.length + change.removedNames.length;
+      // A splice moves the tail: past a few hundred names a sort is as cheap.
+      if (moved > 256 || this.list.length === 0) return moved === 0 && this.list.length === 0 ? [] : undefined;
+      if (moved === 0 && change.replaced.length === 0) return this.list;
       const list = [...this.list];
+      for (const name of change.removedNames) {
+        const i = indexOf(list, name);
+        if (i < 0) return undefined;
+        list.splice(i, 1);
+      }
+      for (const name of change.addedNames) {
+        const e = union.entries.get(name);
+        if (e === undefined) return undefined;
+        const i = lowerBound(list, name);
+        if (list[i]?.name === name) return undefined;
+        list.splice(i, 0, e.value);
+      }
       for (const name of change.replaced) {
         const i = indexOf(list, name);
         const e = union.entries.get(name);
-        if (i < 0 || e === undefined) return false;
+        if (i < 0 || e === undefined) return undefined;
         list[i] = e.value;
       }
-      this.list = list;
-      return true;
+      return list.length === union.entries.size ? list : undefined;
     };
-    if (change.namesChanged || this.list.length !== union.entries.size || !replace()) {
-      this.list = [...union.entries.values()].map((e) => e.value).sort((a, b) => compare(a.name, b.name));
-    }
+    this.list = edit() ?? [...union.entries.values()].map((e) => e.value).sort((a, b) => compare(a.name, b.name));
     return this.list;
   }
 }
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The first position in a list sorted by name whose name is not below `name`. */
+function lowerBound(list: readonly { readonly name: string }[], name: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compare(list[mid]!.name, name) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Binary search in a list sorted by name. */
