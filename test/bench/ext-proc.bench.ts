@@ -16,11 +16,14 @@
  *
  * Each server first gets 4 s of load to warm up its JIT. Then every point gets EXT_PROC_BENCH_WARMUP s
  * (default 0.5) of warm-up and EXT_PROC_BENCH_SECONDS s (default 2) measured, and the whole matrix is
- * repeated EXT_PROC_BENCH_REPEAT times (default 3), interleaved; medians are reported. At N = 1 a
- * run's CPU per request swings by ±15-20 % on this kind of VM with nothing else running (every
- * request sleeps and wakes the server three times; the cost of a wake-up depends on where the
- * scheduler puts the two processes), so N = 1 points, which are cheap, are measured
- * EXT_PROC_BENCH_N1_RUNS times (default 3) per repetition, interleaved across the servers like the
+ * repeated EXT_PROC_BENCH_REPEAT times (default 5), interleaved; medians are reported. A single
+ * 2-s run is a noisy figure on this kind of 2-vCPU VM even with nothing else running: the same
+ * server's CPU per request moves by ±10-15 % at N ≥ 16 from one run to the next, and by ±15-20 %
+ * at N = 1, where every request sleeps and wakes the server three times and the cost of a wake-up
+ * depends on where the scheduler puts the two processes; with 3 runs, one cell's CPU ratio (TCP,
+ * N = 16, mutating) was 0.95× in one run and 1.14× in the next, of the same code on a quiet
+ * machine. So 5 repetitions, and N = 1 points, which are cheap, are measured
+ * EXT_PROC_BENCH_N1_RUNS times (default 2) per repetition, interleaved across the servers like the
  * rest. The three servers run side by side and are measured one after the other per point, in an
  * order that rotates from one round to the next (no server is always first), so drift on a shared
  * machine hits all three alike. Server CPU is utime+stime of the server process from /proc over the
@@ -50,10 +53,10 @@ const TRANSPORTS = ['uds', 'tcp'] as const;
 const CONCURRENCY = (process.env['EXT_PROC_BENCH_N'] ?? '1,16,128').split(',').map(Number);
 const SECONDS = Number(process.env['EXT_PROC_BENCH_SECONDS'] ?? '2');
 const WARMUP = Number(process.env['EXT_PROC_BENCH_WARMUP'] ?? '0.5');
-const REPEAT = Number(process.env['EXT_PROC_BENCH_REPEAT'] ?? '3');
+const REPEAT = Number(process.env['EXT_PROC_BENCH_REPEAT'] ?? '5');
 const QUIET = Number(process.env['EXT_PROC_BENCH_QUIET'] ?? '0.15');
 const RETRIES = Number(process.env['EXT_PROC_BENCH_RETRIES'] ?? '4');
-const N1_RUNS = Math.max(1, Number(process.env['EXT_PROC_BENCH_N1_RUNS'] ?? '3'));
+const N1_RUNS = Math.max(1, Number(process.env['EXT_PROC_BENCH_N1_RUNS'] ?? '2'));
 /** How every server runs (the same for all three). */
 const RUNTIME = `node ${NODE_FLAGS.join(' ')} with ${Object.entries(NODE_ENV)
   .map(([k, v]) => `${k}=${v}`)
