@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
 import { EnvextError } from '../../../common/errors.js';
 import { decode, encode, type AnyMessage, type ProtoObject } from '../../../proto/index.js';
+import { encodeRouteConfiguration } from './route-config.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, inPushOrder, messageNameOf } from './types.js';
 
 /** One encoded resource. */
@@ -183,7 +184,8 @@ export function encodeResource(typeUrl: string, input: ProtoObject | AnyMessage,
     name = resourceName(typeUrl, decode(typeName, bytes));
   } else {
     name = resourceName(typeUrl, input);
-    bytes = encode(typeName, input);
+    // Thousands of routes in one message: encoded by parts, unchanged routes' bytes reused.
+    bytes = typeUrl === ROUTE_TYPE ? encodeRouteConfiguration(input) : encode(typeName, input);
   }
   return new EncodedResource(
     typeUrl,
@@ -218,9 +220,14 @@ export function buildSnapshot(version: string, input: XdsResourcesInput, reuse?:
       else {
         r = encodedInputs.get(item);
         if (r === undefined || r.typeUrl !== typeUrl) {
-          const inputHash = createHash('sha256').update(JSON.stringify(item)).digest('base64');
+          // A RouteConfiguration is encoded by parts, cheaper than hashing its JSON.
+          const inputHash =
+            typeUrl === ROUTE_TYPE ? undefined : createHash('sha256').update(JSON.stringify(item)).digest('base64');
           const old = previous?.get(resourceName(typeUrl, item));
-          r = old !== undefined && old.inputHash === inputHash ? old : encodeResource(typeUrl, item, inputHash);
+          r =
+            old !== undefined && inputHash !== undefined && old.inputHash === inputHash
+              ? old
+              : encodeResource(typeUrl, item, inputHash);
           encodedInputs.set(item, r);
         }
       }
