@@ -1,7 +1,7 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=4
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node
 // The `envext` executable. It runs the compiled CLI from dist/ (built by `npm run build`,
-// which `npm ci` runs through the `prepare` script). The shebang sets the V8 flags and glibc
-// environment envext runs with (common/runtime.ts says why; its test keeps the two in step).
+// which `npm ci` runs through the `prepare` script). The shebang sets the glibc environment
+// envext runs with (common/runtime.ts says why; its test keeps the two in step).
 import { existsSync } from 'node:fs';
 
 const compiled = new URL('../dist/bin/main.js', import.meta.url);

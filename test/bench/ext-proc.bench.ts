@@ -11,8 +11,8 @@
  *
  * The three servers run the same way: compiled JavaScript (`compiledBench`, as envext runs from
  * dist/; under tsx the TypeScript side, the framework and the handlers, also pays esbuild's
- * keepNames wrappers, grpc-js does not) under plain `node` with the flags and environment envext's
- * executable starts with (common/runtime.ts: NODE_FLAGS, NODE_ENV).
+ * keepNames wrappers, grpc-js does not) under `node` with the environment envext's executable starts
+ * with and V8's default flags, as `envext ext-proc serve` runs (common/runtime.ts).
  *
  * Each server first gets 4 s of load to warm up its JIT. Then every point gets EXT_PROC_BENCH_WARMUP s
  * (default 0.5) of warm-up and EXT_PROC_BENCH_SECONDS s (default 2) measured, and the whole matrix is
@@ -38,7 +38,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NODE_ENV, NODE_FLAGS } from '../../common/runtime.js';
+import { NODE_ENV, describeRuntime } from '../../common/runtime.js';
 import { compiledBench, report, round } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -58,9 +58,7 @@ const QUIET = Number(process.env['EXT_PROC_BENCH_QUIET'] ?? '0.15');
 const RETRIES = Number(process.env['EXT_PROC_BENCH_RETRIES'] ?? '4');
 const N1_RUNS = Math.max(1, Number(process.env['EXT_PROC_BENCH_N1_RUNS'] ?? '2'));
 /** How every server runs (the same for all three). */
-const RUNTIME = `node ${NODE_FLAGS.join(' ')} with ${Object.entries(NODE_ENV)
-  .map(([k, v]) => `${k}=${v}`)
-  .join(' ')}, compiled JavaScript`;
+const RUNTIME = `${describeRuntime([])}, compiled JavaScript`;
 
 // Servers started by this run; killed on any exit so no orphan keeps a pipe (or a core) busy.
 const children: ChildProcess[] = [];
@@ -143,8 +141,8 @@ interface Server {
 
 function startServer(kind: Kind, dir: string, script: string): Promise<Server> {
   const uds = join(dir, `${kind}.sock`);
-  // Every server alike, as envext runs: compiled JavaScript, envext's Node flags and environment.
-  const child = spawn(process.execPath, [...NODE_FLAGS, script, kind, uds], {
+  // Every server alike, as envext runs: compiled JavaScript, envext's environment.
+  const child = spawn(process.execPath, [script, kind, uds], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...NODE_ENV },
   });

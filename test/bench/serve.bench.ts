@@ -15,12 +15,13 @@
  *   (5 s after the last push; right after it too), and the same process's RSS before anything
  *   was loaded (Node's own baseline).
  *
- * - the product itself: RSS of a real `envext serve --provider file` process (the compiled CLI with
- *   the flags and environment `bin/envext.js` uses) on the same file with 50 clients, right after
- *   they synced and at rest (20 s later, after V8's memory reducer).
+ * - the product itself: RSS of a real `envext serve --provider file` process (the compiled CLI, run
+ *   as the control plane is deployed) on the same file with 50 clients, right after they synced
+ *   and at rest (20 s later, after V8's memory reducer).
  *
  * Each size runs in its own child process so RSS figures do not carry over, as compiled
- * JavaScript (compiledBench in lib.ts) with envext's Node flags (common/runtime.ts).
+ * JavaScript (compiledBench in lib.ts) with the control plane's Node flags and environment as
+ * `npm start` and the Deployment set them (common/runtime.ts).
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -38,7 +39,7 @@ import { AdsServer } from '../../controlplane/xds/server/ads-server.js';
 import { SnapshotCache } from '../../controlplane/xds/server/cache.js';
 import { loadXdsProtos, translateXds, XdsTranslationMemo } from '../../controlplane/xds/translator/translate.js';
 import type { ProtoObject } from '../../proto/index.js';
-import { NODE_ENV, NODE_FLAGS } from '../../common/runtime.js';
+import { CONTROL_PLANE_NODE_FLAGS, NODE_ENV, describeRuntime } from '../../common/runtime.js';
 import { compiledBench, report, round } from './lib.js';
 
 const CLIENTS = 50;
@@ -248,8 +249,8 @@ async function measureSize(n: number): Promise<void> {
 }
 
 /**
- * The product itself: `envext serve --provider file` (the compiled CLI, started with the flags and
- * environment `bin/envext.js` uses) on the same N-route file, 50 clients; its RSS once every client
+ * The product itself: `envext serve --provider file` (the compiled CLI, with the control plane's
+ * flags and environment as deployed) on the same N-route file, 50 clients; its RSS once every client
  * has ACKed routes and endpoints, and 20 s later at rest (no forced GC: a real process).
  */
 async function realServe(n: number): Promise<{ rssMiB: number; rssRightAfterSyncMiB: number }> {
@@ -259,7 +260,7 @@ async function realServe(n: number): Promise<{ rssMiB: number; rssRightAfterSync
   const script = `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); process.exitCode = await main(process.argv.slice(1));`;
   const args = ['serve', '--config', dir, '--xds-address', '127.0.0.1:0', '--wasm-address', '127.0.0.1:0'];
   args.push('--admin-address', '127.0.0.1:0', '--wasm-cache-dir', join(dir, 'cache'), '--log-level', 'warn');
-  const serve = spawn(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', script, ...args], {
+  const serve = spawn(process.execPath, [...CONTROL_PLANE_NODE_FLAGS, '--input-type=module', '-e', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...NODE_ENV },
   });
@@ -316,10 +317,10 @@ async function realServe(n: number): Promise<{ rssMiB: number; rssRightAfterSync
 }
 
 async function child(n: number): Promise<Record<string, unknown>> {
-  // With the flags and environment envext runs with (common/runtime.ts).
+  // As the control plane runs where deployed (common/runtime.ts).
   const p = spawn(
     process.execPath,
-    [...NODE_FLAGS, '--expose-gc', compiledBench(fileURLToPath(import.meta.url)), '--size', String(n)],
+    [...CONTROL_PLANE_NODE_FLAGS, '--expose-gc', compiledBench(fileURLToPath(import.meta.url)), '--size', String(n)],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, ...NODE_ENV },
@@ -342,9 +343,7 @@ if (process.argv[2] === '--size') {
   report('serve', {
     clients: CLIENTS,
     mode: 'delta ADS',
-    runtime: `compiled JavaScript, node ${NODE_FLAGS.join(' ')} with ${Object.entries(NODE_ENV)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' ')} (as envext runs from dist/: common/runtime.ts)`,
+    runtime: `compiled JavaScript, ${describeRuntime(CONTROL_PLANE_NODE_FLAGS)} (the control plane as deployed: common/runtime.ts)`,
     convergence1000RoutesMs: small.convergenceMs,
     convergence5000RoutesMs: large.convergenceMs,
     baselinePublishNoClients1000Ms: small.baselineTranslateAndPublishMs,

@@ -21,7 +21,7 @@ import {
   XdsTranslationMemo,
   type XdsResources,
 } from '../../controlplane/xds/translator/translate.js';
-import { NODE_ENV, NODE_FLAGS } from '../../common/runtime.js';
+import { CONTROL_PLANE_NODE_FLAGS, NODE_ENV, describeRuntime } from '../../common/runtime.js';
 import { compiledBench, report, round } from './lib.js';
 
 const EG = 'gateway.envoyproxy.io/v1alpha1';
@@ -248,12 +248,16 @@ if (process.argv[2] === '--size') {
   const results: Record<string, unknown>[] = [];
   const run = (n: number, phase: string): Record<string, unknown> => {
     const file = compiledBench(fileURLToPath(import.meta.url));
-    // With the flags and environment envext runs with (common/runtime.ts).
-    const r = spawnSync(process.execPath, [...NODE_FLAGS, '--expose-gc', file, '--size', String(n), phase], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, ...NODE_ENV },
-    });
+    // As the control plane runs where deployed (common/runtime.ts).
+    const r = spawnSync(
+      process.execPath,
+      [...CONTROL_PLANE_NODE_FLAGS, '--expose-gc', file, '--size', String(n), phase],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, ...NODE_ENV },
+      },
+    );
     if (r.status !== 0)
       throw new Error(`translate benchmark (${n} routes, ${phase}) exited with ${r.status ?? r.signal}`);
     return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
@@ -261,9 +265,7 @@ if (process.argv[2] === '--size') {
   for (const n of [1000, 5000]) results.push({ ...run(n, 'time'), ...run(n, 'memory') });
   report('translate', {
     note: "translate = translateGatewayApi + translateXds (no encoding), after the Wasm modules were resolved (the module cache's part, here Envoy Gateway's deterministic mock: not timed); one-route change = new snapshot with one HTTPRoute edited (builderFrom + add + build), both stages again with the memo a provider keeps (and without, for comparison); one-route add = the same with a new HTTPRoute no policy names; baseline = validating the input into a snapshot; RSS in a process of its own after GC, holding the snapshot and the memo with the last translation (a full one, then one route change)",
-    runtime: `compiled JavaScript, node ${NODE_FLAGS.join(' ')} with ${Object.entries(NODE_ENV)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' ')} (as envext runs from dist/: common/runtime.ts)`,
+    runtime: `compiled JavaScript, ${describeRuntime(CONTROL_PLANE_NODE_FLAGS)} (the control plane as deployed: common/runtime.ts)`,
     // Other work on the machine inflates every figure; the 1-minute load average says how much.
     loadAverage1m: round(loadavg()[0] ?? 0, 2),
     targets: { routes1000Ms: 100, routes5000Ms: 500, oneRouteChangeMs: 20, rssMiBAt5000: 150 },
