@@ -56,10 +56,26 @@ function withRecords(head: Uint8Array, tag: number, parts: readonly Uint8Array[]
   return out;
 }
 
-function without(o: ProtoObject, field: string): ProtoObject {
+/**
+ * `message` of type `typeName` encoded as itself without the repeated message field `field`,
+ * followed by each element of that field as its own record (`tag`), encoded by `part`.
+ */
+function withPartsOf(
+  typeName: string,
+  message: ProtoObject,
+  field: string,
+  tag: number,
+  part: (element: ProtoObject) => Uint8Array,
+): Uint8Array {
+  const elements = message[field];
+  if (!Array.isArray(elements)) return encode(typeName, message);
   const rest: ProtoObject = {};
-  for (const k of Object.keys(o)) if (k !== field) rest[k] = o[k];
-  return rest;
+  for (const k of Object.keys(message)) if (k !== field) rest[k] = message[k];
+  return withRecords(
+    encode(typeName, rest),
+    tag,
+    elements.map((e) => part(e as ProtoObject)),
+  );
 }
 
 function encodeRoute(route: ProtoObject): Uint8Array {
@@ -71,23 +87,9 @@ function encodeRoute(route: ProtoObject): Uint8Array {
   return bytes;
 }
 
-function encodeVirtualHost(vh: ProtoObject): Uint8Array {
-  const routes = vh['routes'];
-  if (!Array.isArray(routes)) return encode(VIRTUAL_HOST, vh);
-  return withRecords(
-    encode(VIRTUAL_HOST, without(vh, 'routes')),
-    ROUTES_TAG,
-    routes.map((r) => encodeRoute(r as ProtoObject)),
-  );
-}
-
 /** The RouteConfiguration's wire bytes, its routes' encodings reused across calls. */
 export function encodeRouteConfiguration(config: ProtoObject): Uint8Array {
-  const hosts = config['virtual_hosts'];
-  if (!Array.isArray(hosts)) return encode(ROUTE_CONFIGURATION, config);
-  return withRecords(
-    encode(ROUTE_CONFIGURATION, without(config, 'virtual_hosts')),
-    VIRTUAL_HOSTS_TAG,
-    hosts.map((vh) => encodeVirtualHost(vh as ProtoObject)),
+  return withPartsOf(ROUTE_CONFIGURATION, config, 'virtual_hosts', VIRTUAL_HOSTS_TAG, (vh) =>
+    withPartsOf(VIRTUAL_HOST, vh, 'routes', ROUTES_TAG, encodeRoute),
   );
 }
