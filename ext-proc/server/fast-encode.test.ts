@@ -9,7 +9,7 @@ import {
 } from './answers.js';
 import { continueAnswers, encodeResponse, encodeResponseGeneric, responseMessageType } from './codec.js';
 import { encodeAnswerFast } from './fast-encode.js';
-import type { BodySendMode, Phase, ProcessingMode } from './types.js';
+import { DEFAULT_PROCESSING_MODE, type BodySendMode, type Phase } from './types.js';
 
 const fast = (answer: object): Buffer | undefined => encodeAnswerFast(answer, encodeResponseGeneric);
 const raw = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -222,14 +222,7 @@ function ctx(body: BodySendMode, contentLength = false): AnswerContext {
     hadContentLength: () => contentLength,
   };
 }
-const MODE: Required<ProcessingMode> = {
-  request_header_mode: 'SEND',
-  response_header_mode: 'SEND',
-  request_body_mode: 'NONE',
-  response_body_mode: 'NONE',
-  request_trailer_mode: 'SKIP',
-  response_trailer_mode: 'SKIP',
-};
+const MODE = DEFAULT_PROCESSING_MODE;
 
 const BUILT: { name: string; build: () => BuiltAnswer }[] = [
   {

@@ -23,7 +23,13 @@ import { HealthService } from './health.js';
 import type { MutationRules } from './headers.js';
 import { ExtProcMetrics } from './metrics.js';
 import { ExtProcStream, type StreamSettings } from './stream.js';
-import { HANDLER_KEYS, type ExtProcHandler, type FailurePolicy, type ProcessingMode } from './types.js';
+import {
+  DEFAULT_PROCESSING_MODE,
+  HANDLER_KEYS,
+  type ExtProcHandler,
+  type FailurePolicy,
+  type ProcessingMode,
+} from './types.js';
 
 /** Errors of the ext_proc server, with stable codes (`EXT_PROC_*`). */
 export class ExtProcError extends EnvextError {
@@ -114,15 +120,6 @@ export function parseListenAddress(text: string): ListenAddress {
   }
   return { kind: 'tcp', host: m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] as string)), port };
 }
-
-const DEFAULT_MODE: Required<ProcessingMode> = {
-  request_header_mode: 'SEND',
-  response_header_mode: 'SEND',
-  request_body_mode: 'NONE',
-  response_body_mode: 'NONE',
-  request_trailer_mode: 'SKIP',
-  response_trailer_mode: 'SKIP',
-};
 
 function checkPolicy(name: string, p: FailurePolicy): FailurePolicy {
   if (p === 'continue' || p === 'error') return p;
@@ -218,7 +215,7 @@ export class ExtProcServer {
       rules: options.mutationRules ?? {},
       disableImmediateResponse: options.disableImmediateResponse === true,
       allowModeOverride: options.allowModeOverride !== false,
-      mode: { ...DEFAULT_MODE, ...stripDefaults(options.processingMode) },
+      mode: { ...DEFAULT_PROCESSING_MODE, ...stripDefaults(options.processingMode) },
       modeConfigured: options.processingMode !== undefined,
       maxPendingMessages: Math.max(2, options.maxPendingMessages ?? 64),
       maxMessageBytes,

@@ -8,7 +8,7 @@ import { createLogger } from '../../common/log.js';
 import { encode, type ProtoObject } from '../../proto/index.js';
 import { encodeResponse, REQUEST, requestMessageType, responseMessageType, type WireRequest } from './codec.js';
 import { ExtProcStream, type DirectCall, type StreamSettings } from './stream.js';
-import type { ExtProcHandler } from './types.js';
+import { DEFAULT_PROCESSING_MODE, type ExtProcHandler } from './types.js';
 
 /**
  * A grpc-js call that delivers Envoy's messages the way grpc-js does (one per `startRead`, at once
@@ -73,14 +73,7 @@ function settings(handler: ExtProcHandler<unknown>): StreamSettings {
     rules: {},
     disableImmediateResponse: false,
     allowModeOverride: true,
-    mode: {
-      request_header_mode: 'SEND',
-      response_header_mode: 'SEND',
-      request_body_mode: 'NONE',
-      response_body_mode: 'NONE',
-      request_trailer_mode: 'SKIP',
-      response_trailer_mode: 'SKIP',
-    },
+    mode: DEFAULT_PROCESSING_MODE,
     modeConfigured: false,
     maxPendingMessages: 8,
     maxMessageBytes: 1 << 20,

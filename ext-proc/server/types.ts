@@ -66,6 +66,16 @@ export interface ProcessingMode {
   readonly response_trailer_mode?: HeaderSendMode;
 }
 
+/** Envoy's default ProcessingMode, every field spelled out (headers sent, bodies not, trailers skipped). */
+export const DEFAULT_PROCESSING_MODE: Required<ProcessingMode> = {
+  request_header_mode: 'SEND',
+  response_header_mode: 'SEND',
+  request_body_mode: 'NONE',
+  response_body_mode: 'NONE',
+  request_trailer_mode: 'SKIP',
+  response_trailer_mode: 'SKIP',
+};
+
 /** `ProtocolConfiguration`, sent by newer Envoy in the first message of each stream. */
 export interface ProtocolConfig {
   readonly requestBodyMode: BodySendMode;
