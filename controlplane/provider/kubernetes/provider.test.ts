@@ -46,6 +46,18 @@ const service = (name: string, ns = 'default'): KubeObject => ({
 
 let api: StandInApiServer;
 let kc: k8s.KubeConfig;
+
+/**
+ * A Gateway with three routes and a Service, and an invalid route: rejected, with the same
+ * rejected value in every snapshot until it changes.
+ */
+function applyRoutesAndAnInvalidOne(): void {
+  api.apply(gatewayClass('eg'));
+  api.apply(gateway('eg', 'eg'));
+  for (const r of ['r1', 'r2', 'r3']) api.apply(route(r));
+  api.apply(service('svc'));
+  api.apply({ ...route('bad'), spec: { parentRefs: 'not a list' } });
+}
 const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeEach(async () => {
@@ -150,12 +162,7 @@ describe('KubernetesProvider', () => {
   });
 
   it('keeps the resource object of every unchanged object across events, and replaces changed ones', async () => {
-    api.apply(gatewayClass('eg'));
-    api.apply(gateway('eg', 'eg'));
-    for (const r of ['r1', 'r2', 'r3']) api.apply(route(r));
-    api.apply(service('svc'));
-    // An invalid route: rejected, and the same rejected value in every snapshot until it changes.
-    api.apply({ ...route('bad'), spec: { parentRefs: 'not a list' } });
+    applyRoutesAndAnInvalidOne();
     const { provider } = await startProvider();
     const snap = (): ResourceSnapshot => provider.current()!;
     const rejected = snap().rejected.map((r) => r.value);
@@ -235,11 +242,7 @@ describe('KubernetesProvider', () => {
   });
 
   it("lets the translator's TranslationCache translate a one-route change incrementally, with an invalid object around", async () => {
-    api.apply(gatewayClass('eg'));
-    api.apply(gateway('eg', 'eg'));
-    for (const r of ['r1', 'r2', 'r3']) api.apply(route(r));
-    api.apply(service('svc'));
-    api.apply({ ...route('bad'), spec: { parentRefs: 'not a list' } });
+    applyRoutesAndAnInvalidOne();
     const { provider } = await startProvider();
     const cache = new TranslationCache();
     const translate = (): void =>
