@@ -107,8 +107,11 @@ function localAddsAndDeletes(
   added: ReadonlySet<string>,
   deleted: ReadonlyMap<string, unknown>,
 ): boolean {
-  for (const snap of [before, after]) {
-    for (const p of snap.resources.EnvoyExtensionPolicy.values()) {
+  // Policies unchanged (the same map, see SnapshotBuilder): one look is enough.
+  const maps = [after.resources.EnvoyExtensionPolicy];
+  if (before.resources.EnvoyExtensionPolicy !== maps[0]) maps.push(before.resources.EnvoyExtensionPolicy);
+  for (const policies of maps) {
+    for (const p of policies.values()) {
       if ((p.spec.targetSelectors?.length ?? 0) > 0) return false;
       const t = routeTargets(p);
       if (t !== 'any' && t.some((id) => added.has(id) || deleted.has(id))) return false;

@@ -256,7 +256,8 @@ async function measureSize(n: number): Promise<void> {
 async function realServe(n: number): Promise<{ rssMiB: number; rssRightAfterSyncMiB: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'envext-bench-serve-real-'));
   writeConfig(join(dir, 'config.yaml'), objects(n));
-  const main = join(dirname(compiledBench(fileURLToPath(import.meta.url))), '..', '..', 'bin', 'main.js');
+  const benchDir = dirname(compiledBench(fileURLToPath(import.meta.url)));
+  const main = join(benchDir, '..', '..', 'bin', 'main.js');
   const script = `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); process.exitCode = await main(process.argv.slice(1));`;
   const args = ['serve', '--config', dir, '--xds-address', '127.0.0.1:0', '--wasm-address', '127.0.0.1:0'];
   args.push('--admin-address', '127.0.0.1:0', '--wasm-cache-dir', join(dir, 'cache'), '--log-level', 'warn');
@@ -276,18 +277,9 @@ async function realServe(n: number): Promise<{ rssMiB: number; rssRightAfterSync
       });
       serve.on('exit', (code) => reject(new Error(`envext serve exited with ${code}`)));
     });
-    clients = spawn(
-      process.execPath,
-      [
-        join(dirname(compiledBench(fileURLToPath(import.meta.url))), 'serve-clients.js'),
-        ports.xds,
-        GROUP,
-        String(CLIENTS),
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
+    clients = spawn(process.execPath, [join(benchDir, 'serve-clients.js'), ports.xds, GROUP, String(CLIENTS)], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     const acked = async (): Promise<boolean> => {
       const text = await (await fetch(`http://${ports.admin}/metrics`)).text();
       const count = (type: string): number =>
